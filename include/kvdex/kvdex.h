@@ -1,0 +1,17 @@
+// The whole public API of kvdex. Including the individual headers is equally fine.
+#ifndef KVDEX_KVDEX_H_
+#define KVDEX_KVDEX_H_
+
+#include "kvdex/error.h"
+#include "kvdex/filesystem.h"
+#include "kvdex/future.h"
+#include "kvdex/in_memory.h"
+#include "kvdex/insertion_ordered_map.h"
+#include "kvdex/kvstore.h"
+#include "kvdex/open.h"
+#include "kvdex/simple_kvstore.h"
+#include "kvdex/value.h"
+#include "kvdex/version.h"
+#include "kvdex/write_batch.h"
+
+#endif  // KVDEX_KVDEX_H_

@@ -1,0 +1,809 @@
+#include "core/json_codec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <clocale>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <locale.h>
+#include <unordered_map>
+
+#include "kvdex/error.h"
+
+namespace kvdex::detail {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+bool is_plain_ascii(unsigned char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; }
+
+// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged.
+// Eight bytes at a time: strings in LlamaIndex nodes are long runs of plain text.
+std::size_t plain_ascii_run(const char* p, const char* end) {
+  const char* start = p;
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  while (end - p >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    // A byte is special if < 0x20, >= 0x7f, '"' or '\\'.
+    const std::uint64_t below_space = (word - kOnes * 0x20) & ~word;
+    const std::uint64_t at_or_above_del = (word + kOnes * 0x01) | word;  // high bit if >= 0x7f
+    const std::uint64_t quote = word ^ (kOnes * '"');
+    const std::uint64_t backslash = word ^ (kOnes * '\\');
+    const std::uint64_t is_quote = (quote - kOnes) & ~quote;
+    const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+    if (((below_space | at_or_above_del | is_quote | is_backslash) & kHighs) != 0) break;
+    p += 8;
+  }
+  while (p < end && is_plain_ascii(static_cast<unsigned char>(*p))) ++p;
+  return static_cast<std::size_t>(p - start);
+}
+
+void append_u_escape(std::string& out, unsigned unit) {
+  char buf[6] = {'\\', 'u', kHex[(unit >> 12) & 0xf], kHex[(unit >> 8) & 0xf],
+                 kHex[(unit >> 4) & 0xf], kHex[unit & 0xf]};
+  out.append(buf, 6);
+}
+
+// Decodes one WTF-8 sequence starting at s[i] (a byte >= 0x80). Returns the code
+// point and advances i, or returns -1 for an invalid sequence.
+long decode_wtf8(std::string_view s, std::size_t& i) {
+  const auto byte = [&](std::size_t k) -> unsigned {
+    return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u;
+  };
+  const unsigned b0 = byte(i);
+  const auto cont = [](unsigned b) { return (b & 0xC0) == 0x80; };
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    if (!cont(byte(i + 1))) return -1;
+    const long cp = ((b0 & 0x1F) << 6) | (byte(i + 1) & 0x3F);
+    i += 2;
+    return cp;
+  }
+  if (b0 >= 0xE0 && b0 <= 0xEF) {
+    const unsigned b1 = byte(i + 1);
+    if (b0 == 0xE0 ? (b1 < 0xA0 || b1 > 0xBF) : !cont(b1)) return -1;
+    if (!cont(byte(i + 2))) return -1;
+    const long cp = ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (byte(i + 2) & 0x3F);
+    i += 3;
+    return cp;
+  }
+  if (b0 >= 0xF0 && b0 <= 0xF4) {
+    const unsigned b1 = byte(i + 1);
+    const bool ok1 = b0 == 0xF0 ? (b1 >= 0x90 && b1 <= 0xBF)
+                     : b0 == 0xF4 ? (b1 >= 0x80 && b1 <= 0x8F)
+                                  : cont(b1);
+    if (!ok1 || !cont(byte(i + 2)) || !cont(byte(i + 3))) return -1;
+    const long cp = ((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((byte(i + 2) & 0x3F) << 6) |
+                    (byte(i + 3) & 0x3F);
+    i += 4;
+    return cp;
+  }
+  return -1;
+}
+
+void append_wtf8(std::string& out, unsigned long cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+std::string describe_offset(std::string_view text, std::size_t offset) {
+  offset = std::min(offset, text.size());
+  std::size_t line = 1;
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return "byte " + std::to_string(offset) + " (line " + std::to_string(line) + ", column " +
+         std::to_string(offset - line_start + 1) + ")";
+}
+
+// ---- Writing ------------------------------------------------------------------------
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  const char* const begin = s.data();
+  const char* const end = begin + s.size();
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t run = plain_ascii_run(begin + i, end);
+    out.append(begin + i, run);
+    i += run;
+    if (i >= s.size()) break;
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out.append("\\\""); ++i; continue;
+      case '\\': out.append("\\\\"); ++i; continue;
+      case '\n': out.append("\\n"); ++i; continue;
+      case '\r': out.append("\\r"); ++i; continue;
+      case '\t': out.append("\\t"); ++i; continue;
+      case '\b': out.append("\\b"); ++i; continue;
+      case '\f': out.append("\\f"); ++i; continue;
+      default: break;
+    }
+    if (c < 0x80) {  // other control characters and DEL
+      append_u_escape(out, c);
+      ++i;
+      continue;
+    }
+    const std::size_t at = i;
+    const long cp = decode_wtf8(s, i);
+    if (cp < 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "string is not valid UTF-8 at byte " + std::to_string(at) + " of the string");
+    }
+    if (cp >= 0x10000) {
+      const unsigned long v = static_cast<unsigned long>(cp) - 0x10000;
+      append_u_escape(out, 0xD800 | static_cast<unsigned>(v >> 10));
+      append_u_escape(out, 0xDC00 | static_cast<unsigned>(v & 0x3FF));
+    } else {
+      append_u_escape(out, static_cast<unsigned>(cp));
+    }
+  }
+  out.push_back('"');
+}
+
+void append_python_float(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out.append("NaN");
+    return;
+  }
+  if (std::isinf(value)) {
+    out.append(value > 0 ? "Infinity" : "-Infinity");
+    return;
+  }
+  // Shortest round-trip digits, then Python's repr layout (format_float_short, 'r').
+  char buf[64];
+  const auto result = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<std::size_t>(result.ptr - buf));  // e.g. -1.2345e+02
+  bool negative = false;
+  if (!sci.empty() && sci.front() == '-') {
+    negative = true;
+    sci.remove_prefix(1);
+  }
+  const std::size_t e_pos = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e_pos)) {
+    if (c != '.') digits.push_back(c);
+  }
+  int exponent = 0;
+  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+' ? 1 : 0), sci.data() + sci.size(),
+                  exponent);
+  const int decpt = exponent + 1;  // value = 0.DIGITS * 10^decpt
+  const int ndigits = static_cast<int>(digits.size());
+  if (negative) out.push_back('-');
+  if (decpt <= -4 || decpt > 16) {
+    out.push_back(digits[0]);
+    if (ndigits > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
+    out.push_back('e');
+    const int e = decpt - 1;
+    out.push_back(e < 0 ? '-' : '+');
+    const int magnitude = e < 0 ? -e : e;
+    if (magnitude < 10) out.push_back('0');
+    out.append(std::to_string(magnitude));
+  } else if (decpt <= 0) {
+    out.append("0.");
+    out.append(static_cast<std::size_t>(-decpt), '0');
+    out.append(digits);
+  } else if (decpt >= ndigits) {
+    out.append(digits);
+    out.append(static_cast<std::size_t>(decpt - ndigits), '0');
+    out.append(".0");
+  } else {
+    out.append(digits, 0, static_cast<std::size_t>(decpt));
+    out.push_back('.');
+    out.append(digits, static_cast<std::size_t>(decpt), std::string::npos);
+  }
+}
+
+void append_python_json(std::string& out, const Value& value) {
+  using Type = Value::value_t;
+  switch (value.type()) {
+    case Type::null: out.append("null"); return;
+    case Type::boolean: out.append(value.get<bool>() ? "true" : "false"); return;
+    case Type::number_integer: out.append(std::to_string(value.get<std::int64_t>())); return;
+    case Type::number_unsigned: out.append(std::to_string(value.get<std::uint64_t>())); return;
+    case Type::number_float: append_python_float(out, value.get<double>()); return;
+    case Type::string: append_json_string(out, value.get_ref<const std::string&>()); return;
+    case Type::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const Value& item : value) {
+        if (!first) out.append(", ");
+        first = false;
+        append_python_json(out, item);
+      }
+      out.push_back(']');
+      return;
+    }
+    case Type::object: {
+      out.push_back('{');
+      bool first = true;
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first) out.append(", ");
+        first = false;
+        append_json_string(out, it.key());
+        out.append(": ");
+        append_python_json(out, it.value());
+      }
+      out.push_back('}');
+      return;
+    }
+    case Type::binary:
+      throw Error(ErrorCode::kInvalidArgument, "binary data has no JSON form");
+    case Type::discarded:
+      throw Error(ErrorCode::kInvalidArgument, "discarded value has no JSON form");
+  }
+}
+
+// ---- Reading ------------------------------------------------------------------------
+
+void JsonParser::expect(char c, const char* what) {
+  if (peek() != c) fail(pos_, what);
+  ++pos_;
+}
+
+std::string_view JsonParser::parse_string(std::string& scratch) {
+  if (pos_ >= text_.size() || text_[pos_] != '"') fail(pos_, "expecting string");
+  const std::size_t open = pos_;
+  const char* const base = text_.data();
+  const char* const end = base + text_.size();
+  std::size_t i = open + 1;
+  i += plain_ascii_run(base + i, end);
+  if (i < text_.size() && text_[i] == '"') {
+    pos_ = i + 1;
+    return text_.substr(open + 1, i - open - 1);
+  }
+  // Needs decoding, or holds non-ASCII bytes to validate.
+  scratch.assign(text_.data() + open + 1, i - open - 1);
+  for (;;) {
+    if (i >= text_.size()) fail(open, "unterminated string starting at " + std::to_string(open));
+    const unsigned char c = static_cast<unsigned char>(text_[i]);
+    if (c == '"') {
+      pos_ = i + 1;
+      return scratch;
+    }
+    if (c == '\\') {
+      if (i + 1 >= text_.size()) fail(open, "unterminated string starting at " + std::to_string(open));
+      const char e = text_[i + 1];
+      switch (e) {
+        case '"': scratch.push_back('"'); i += 2; continue;
+        case '\\': scratch.push_back('\\'); i += 2; continue;
+        case '/': scratch.push_back('/'); i += 2; continue;
+        case 'b': scratch.push_back('\b'); i += 2; continue;
+        case 'f': scratch.push_back('\f'); i += 2; continue;
+        case 'n': scratch.push_back('\n'); i += 2; continue;
+        case 'r': scratch.push_back('\r'); i += 2; continue;
+        case 't': scratch.push_back('\t'); i += 2; continue;
+        case 'u': break;
+        default: fail(i, "invalid \\escape");
+      }
+      auto read_unit = [&](std::size_t at) -> long {
+        if (at + 6 > text_.size()) return -1;
+        long unit = 0;
+        for (std::size_t k = at + 2; k < at + 6; ++k) {
+          const int h = hex_value(text_[k]);
+          if (h < 0) return -1;
+          unit = unit * 16 + h;
+        }
+        return unit;
+      };
+      const long unit = read_unit(i);
+      if (unit < 0) fail(i + 1, "invalid \\uXXXX escape");  // where Python points
+      i += 6;
+      if (unit >= 0xD800 && unit <= 0xDBFF && i + 1 < text_.size() && text_[i] == '\\' &&
+          text_[i + 1] == 'u') {
+        const long low = read_unit(i);
+        if (low >= 0xDC00 && low <= 0xDFFF) {
+          append_wtf8(scratch, 0x10000 + ((static_cast<unsigned long>(unit) - 0xD800) << 10) +
+                                   (static_cast<unsigned long>(low) - 0xDC00));
+          i += 6;
+          continue;
+        }
+      }
+      append_wtf8(scratch, static_cast<unsigned long>(unit));
+      continue;
+    }
+    if (c < 0x20) fail(i, "invalid control character");
+    if (c < 0x80) {
+      const std::size_t run = std::max<std::size_t>(1, plain_ascii_run(base + i, end));
+      scratch.append(base + i, run);
+      i += run;
+      continue;
+    }
+    const std::size_t at = i;
+    if (decode_wtf8(text_, i) < 0) fail(at, "invalid UTF-8");
+    scratch.append(base + at, i - at);
+  }
+}
+
+std::string_view JsonParser::scan_number(bool& is_float) {
+  const std::size_t start = pos_;
+  std::size_t i = pos_;
+  const auto at = [&](std::size_t k) { return k < text_.size() ? text_[k] : '\0'; };
+  if (at(i) == '-') ++i;
+  if (at(i) == '0') {
+    ++i;
+  } else if (at(i) >= '1' && at(i) <= '9') {
+    while (is_digit(at(i))) ++i;
+  } else {
+    fail(start, "expecting value");
+  }
+  is_float = false;
+  if (at(i) == '.' && is_digit(at(i + 1))) {
+    is_float = true;
+    i += 1;
+    while (is_digit(at(i))) ++i;
+  }
+  if (at(i) == 'e' || at(i) == 'E') {
+    std::size_t j = i + 1;
+    if (at(j) == '+' || at(j) == '-') ++j;
+    if (is_digit(at(j))) {
+      is_float = true;
+      while (is_digit(at(j))) ++j;
+      i = j;
+    }
+  }
+  pos_ = i;
+  return text_.substr(start, i - start);
+}
+
+double parse_python_float(std::string_view text) {
+  double value = 0;
+  const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (result.ec == std::errc() && result.ptr == text.data() + text.size()) return value;
+  // Overflow, underflow or a subnormal: strtod in the C locale gives what Python's
+  // float() gives (±inf, ±0.0, the subnormal).
+  static locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+  const std::string copy(text);
+  return strtod_l(copy.c_str(), nullptr, c_locale);
+}
+
+// ---- Canonical check --------------------------------------------------------------
+
+namespace {
+
+class CanonicalChecker {
+ public:
+  explicit CanonicalChecker(std::string_view text) : text_(text) {}
+
+  bool check_object() {
+    if (text_.empty() || text_[0] != '{') return false;
+    if (!value()) return false;
+    return pos_ == text_.size();
+  }
+
+ private:
+  char at(std::size_t k) const { return k < text_.size() ? text_[k] : '\0'; }
+  bool consume(std::string_view s) {
+    if (text_.substr(pos_, s.size()) != s) return false;
+    pos_ += s.size();
+    return true;
+  }
+
+  bool string() {
+    if (at(pos_) != '"') return false;
+    std::size_t i = pos_ + 1;
+    const char* base = text_.data();
+    for (;;) {
+      i += plain_ascii_run(base + i, base + text_.size());
+      const char c = at(i);
+      if (c == '"') {
+        pos_ = i + 1;
+        return true;
+      }
+      if (c != '\\') return false;  // raw control, non-ASCII or end of text
+      const char e = at(i + 1);
+      if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f') {
+        i += 2;
+        continue;
+      }
+      if (e != 'u') return false;
+      unsigned unit = 0;
+      for (std::size_t k = i + 2; k < i + 6; ++k) {
+        const char h = at(k);
+        if (h >= '0' && h <= '9') {
+          unit = unit * 16 + static_cast<unsigned>(h - '0');
+        } else if (h >= 'a' && h <= 'f') {
+          unit = unit * 16 + static_cast<unsigned>(h - 'a' + 10);
+        } else {
+          return false;  // uppercase hex or not hex
+        }
+      }
+      // json.dumps escapes with \u exactly the units it has no short escape for.
+      if (unit >= 0x20 && unit <= 0x7e) return false;
+      if (unit == '\n' || unit == '\r' || unit == '\t' || unit == '\b' || unit == '\f') return false;
+      i += 6;
+    }
+  }
+
+  bool number() {
+    const std::size_t start = pos_;
+    std::size_t i = pos_;
+    if (at(i) == '-') ++i;
+    if (at(i) == '0') {
+      ++i;
+    } else if (at(i) >= '1' && at(i) <= '9') {
+      while (is_digit(at(i))) ++i;
+    } else {
+      return false;
+    }
+    bool is_float = false;
+    if (at(i) == '.') {
+      if (!is_digit(at(i + 1))) return false;
+      is_float = true;
+      ++i;
+      while (is_digit(at(i))) ++i;
+    }
+    if (at(i) == 'e' || at(i) == 'E') {
+      is_float = true;
+      ++i;
+      if (at(i) == '+' || at(i) == '-') ++i;
+      if (!is_digit(at(i))) return false;
+      while (is_digit(at(i))) ++i;
+    }
+    const std::string_view number = text_.substr(start, i - start);
+    pos_ = i;
+    if (!is_float) return number != "-0";
+    scratch_.clear();
+    append_python_float(scratch_, parse_python_float(number));
+    return scratch_ == number;
+  }
+
+  bool value() {
+    // Iterative over containers. `open_` holds '{' or '[' per level; `keys_` holds
+    // the raw keys of every open object, `key_starts_` where each object's begin.
+    for (;;) {
+      const char c = at(pos_);
+      if (c == '{' || c == '[') {
+        if (static_cast<int>(open_.size()) >= kMaxJsonDepth) return false;
+        ++pos_;
+        if (c == '{') {
+          if (at(pos_) == '}') {
+            ++pos_;
+          } else {
+            open_.push_back('{');
+            key_starts_.push_back(keys_.size());
+            if (!key()) return false;
+            continue;
+          }
+        } else {
+          if (at(pos_) == ']') {
+            ++pos_;
+          } else {
+            open_.push_back('[');
+            continue;
+          }
+        }
+      } else if (!scalar(c)) {
+        return false;
+      }
+      // Close or advance.
+      for (;;) {
+        if (open_.empty()) return true;
+        if (consume(", ")) {
+          if (open_.back() == '{') {
+            if (!key()) return false;
+          }
+          break;
+        }
+        const char close = open_.back() == '{' ? '}' : ']';
+        if (at(pos_) != close) return false;
+        ++pos_;
+        if (open_.back() == '{') {
+          if (!keys_unique()) return false;
+          keys_.resize(key_starts_.back());
+          key_starts_.pop_back();
+        }
+        open_.pop_back();
+      }
+    }
+  }
+
+  bool key() {
+    const std::size_t start = pos_;
+    if (!string()) return false;
+    keys_.push_back(text_.substr(start, pos_ - start));
+    return consume(": ");
+  }
+
+  bool keys_unique() {
+    // Canonical escaping is unique, so equal keys have equal raw text.
+    const std::size_t first = key_starts_.back();
+    const std::size_t n = keys_.size() - first;
+    if (n <= 16) {
+      for (std::size_t a = first; a < keys_.size(); ++a) {
+        for (std::size_t b = a + 1; b < keys_.size(); ++b) {
+          if (keys_[a] == keys_[b]) return false;
+        }
+      }
+      return true;
+    }
+    std::vector<std::string_view> sorted(keys_.begin() + static_cast<std::ptrdiff_t>(first),
+                                         keys_.end());
+    std::sort(sorted.begin(), sorted.end());
+    return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+  }
+
+  bool scalar(char c) {
+    switch (c) {
+      case '"': return string();
+      case 't': return consume("true");
+      case 'f': return consume("false");
+      case 'n': return consume("null");
+      case 'N': return consume("NaN");
+      case 'I': return consume("Infinity");
+      case '-':
+        if (consume("-Infinity")) return true;
+        return number();
+      default: return number();
+    }
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+  std::vector<char> open_;
+  std::vector<std::string_view> keys_;
+  std::vector<std::size_t> key_starts_;
+  std::string scratch_;
+};
+
+// ---- A small tree for the slow path -------------------------------------------------
+
+struct Node {
+  enum class Kind : std::uint8_t { kNull, kFalse, kTrue, kInteger, kFloat, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  double number = 0;
+  std::string text;                // integer digits or string contents (WTF-8)
+  std::vector<Node> items;         // array elements or object values
+  std::vector<std::string> keys;   // object keys, parallel to items
+};
+
+// Builds a Node tree with json.loads' semantics for duplicate keys.
+class TreeBuilder {
+ public:
+  Node root;
+
+  void start_object() { open(Node::Kind::kObject); }
+  void start_array() { open(Node::Kind::kArray); }
+  void end_object() { close(); }
+  void end_array() { close(); }
+  void key(std::string_view k) {
+    Frame& frame = frames_.back();
+    Node& object = *frame.node;
+    frame.pending_slot = object.items.size();
+    if (object.keys.size() < 16) {
+      for (std::size_t i = 0; i < object.keys.size(); ++i) {
+        if (object.keys[i] == k) {
+          frame.pending_slot = i;
+          return;
+        }
+      }
+    } else {
+      if (frame.index.empty()) {
+        for (std::size_t i = 0; i < object.keys.size(); ++i) frame.index.emplace(object.keys[i], i);
+      }
+      auto [it, inserted] = frame.index.emplace(std::string(k), object.items.size());
+      if (!inserted) {
+        frame.pending_slot = it->second;
+        return;
+      }
+    }
+    object.keys.emplace_back(k);
+  }
+  void string(std::string_view s) {
+    Node& n = place();
+    n.kind = Node::Kind::kString;
+    n.text.assign(s);
+  }
+  void integer(std::string_view digits) {
+    Node& n = place();
+    n.kind = Node::Kind::kInteger;
+    // json.loads gives a Python int, which prints without "-0".
+    n.text.assign(digits == "-0" ? std::string_view("0") : digits);
+  }
+  void floating(double v) {
+    Node& n = place();
+    n.kind = Node::Kind::kFloat;
+    n.number = v;
+  }
+  void boolean(bool b) { place().kind = b ? Node::Kind::kTrue : Node::Kind::kFalse; }
+  void null() { place().kind = Node::Kind::kNull; }
+
+ private:
+  struct Frame {
+    Node* node;
+    std::size_t pending_slot = 0;
+    std::unordered_map<std::string, std::size_t> index;  // built for large objects only
+  };
+
+  // The node the next value goes into.
+  Node& place() {
+    if (frames_.empty()) return root;
+    Frame& frame = frames_.back();
+    Node& parent = *frame.node;
+    if (parent.kind == Node::Kind::kArray || frame.pending_slot == parent.items.size()) {
+      parent.items.emplace_back();
+      return parent.items.back();
+    }
+    Node& replaced = parent.items[frame.pending_slot];
+    replaced = Node{};
+    return replaced;
+  }
+  void open(Node::Kind kind) {
+    Node& n = place();
+    n.kind = kind;
+    frames_.push_back(Frame{&n, 0, {}});
+  }
+  void close() { frames_.pop_back(); }
+
+  std::vector<Frame> frames_;
+};
+
+void write_node(std::string& out, const Node& n) {
+  switch (n.kind) {
+    case Node::Kind::kNull: out.append("null"); return;
+    case Node::Kind::kFalse: out.append("false"); return;
+    case Node::Kind::kTrue: out.append("true"); return;
+    case Node::Kind::kInteger: out.append(n.text); return;
+    case Node::Kind::kFloat: append_python_float(out, n.number); return;
+    case Node::Kind::kString: append_json_string(out, n.text); return;
+    case Node::Kind::kArray:
+      out.push_back('[');
+      for (std::size_t i = 0; i < n.items.size(); ++i) {
+        if (i) out.append(", ");
+        write_node(out, n.items[i]);
+      }
+      out.push_back(']');
+      return;
+    case Node::Kind::kObject:
+      out.push_back('{');
+      for (std::size_t i = 0; i < n.items.size(); ++i) {
+        if (i) out.append(", ");
+        append_json_string(out, n.keys[i]);
+        out.append(": ");
+        write_node(out, n.items[i]);
+      }
+      out.push_back('}');
+      return;
+  }
+}
+
+}  // namespace
+
+std::string parse_canonical_value(JsonParser& parser) {
+  const std::size_t start = parser.position();
+  TreeBuilder builder;
+  parser.parse_value(builder);
+  std::string out;
+  out.reserve(parser.position() - start);
+  write_node(out, builder.root);
+  return out;
+}
+
+namespace {
+
+std::string canonicalize(std::string_view text, bool require_object) {
+  JsonParser parser(text);
+  const char first = parser.peek();
+  const std::size_t value_start = parser.position();
+  TreeBuilder builder;
+  parser.parse_value(builder);
+  parser.skip_whitespace();
+  if (!parser.at_end()) parser.fail(parser.position(), "extra data");
+  if (require_object && first != '{') parser.fail(value_start, "not a JSON object");
+  std::string out;
+  out.reserve(text.size());
+  write_node(out, builder.root);
+  return out;
+}
+
+// Builds a Value from canonical text. Keys are unique there, so members are appended
+// without ordered_json's linear duplicate search.
+class ValueBuilder {
+ public:
+  Value root;
+
+  void start_object() { open(Value::object()); }
+  void start_array() { open(Value::array()); }
+  void end_object() { stack_.pop_back(); }
+  void end_array() { stack_.pop_back(); }
+  void key(std::string_view k) { key_.assign(k); }
+  void string(std::string_view s) { place(Value(std::string(s))); }
+  void integer(std::string_view digits) {
+    std::int64_t i = 0;
+    auto r = std::from_chars(digits.data(), digits.data() + digits.size(), i);
+    if (r.ec == std::errc() && r.ptr == digits.data() + digits.size()) {
+      place(Value(i));
+      return;
+    }
+    std::uint64_t u = 0;
+    r = std::from_chars(digits.data(), digits.data() + digits.size(), u);
+    if (r.ec == std::errc() && r.ptr == digits.data() + digits.size()) {
+      place(Value(u));
+      return;
+    }
+    throw Error(ErrorCode::kOutOfRange,
+                "integer " + std::string(digits.substr(0, 40)) +
+                    (digits.size() > 40 ? "..." : "") +
+                    " does not fit in 64 bits; read the value's text (get_encoded) to keep it exact");
+  }
+  void floating(double v) { place(Value(v)); }
+  void boolean(bool b) { place(Value(b)); }
+  void null() { place(Value(nullptr)); }
+
+ private:
+  Value& place(Value&& v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return root;
+    }
+    Value& parent = *stack_.back();
+    if (parent.is_array()) {
+      auto& array = parent.get_ref<Value::array_t&>();
+      array.push_back(std::move(v));
+      return array.back();
+    }
+    auto& object = parent.get_ref<Value::object_t&>();
+    object.Container::emplace_back(std::move(key_), std::move(v));
+    key_.clear();
+    return object.Container::back().second;
+  }
+  void open(Value&& container) { stack_.push_back(&place(std::move(container))); }
+
+  std::vector<Value*> stack_;
+  std::string key_;
+};
+
+}  // namespace
+
+bool is_canonical_object(std::string_view text) { return CanonicalChecker(text).check_object(); }
+
+std::string canonicalize_object(std::string_view text) { return canonicalize(text, true); }
+
+std::string canonicalize_any(std::string_view text) { return canonicalize(text, false); }
+
+Value decode_canonical(std::string_view text) {
+  JsonParser parser(text);
+  ValueBuilder builder;
+  try {
+    parser.parse_value(builder);
+  } catch (const JsonSyntaxError& e) {
+    throw Error(ErrorCode::kInternal, "stored value is not valid JSON at " +
+                                          describe_offset(text, e.offset) + ": " + e.message);
+  }
+  return std::move(builder.root);
+}
+
+}  // namespace kvdex::detail

@@ -1,0 +1,402 @@
+// The conformance suite every kvdex store runs (the shape of tensorstore's
+// kvstore/test_util): one set of typed tests over the BaseKVStore contract.
+//
+// A backend's test file provides a Traits type:
+//
+//   struct MyTraits {
+//     std::unique_ptr<kvdex::BaseKVStore> make();   // a fresh, empty store
+//     static constexpr bool kInsertionOrdered = ...; // get_all keeps insertion order
+//   };
+//   using MyTypes = ::testing::Types<MyTraits>;
+//   INSTANTIATE_TYPED_TEST_SUITE_P(My, KVStoreConformance, MyTypes);
+//
+// A Traits object lives for one test, so its destructor may clean up (temp dirs,
+// server keys).
+#ifndef KVDEX_TESTS_CONFORMANCE_KVSTORE_CONFORMANCE_H_
+#define KVDEX_TESTS_CONFORMANCE_KVSTORE_CONFORMANCE_H_
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <coroutine>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvdex/kvdex.h"
+#include "test_util.h"
+
+namespace kvdex::testing {
+
+// A minimal coroutine that runs eagerly and publishes its result to a std::promise.
+struct FireAndForget {
+  struct promise_type {
+    FireAndForget get_return_object() { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+};
+
+// co_awaits each async twin in turn (GCC 12 wants the arguments built outside
+// the co_await expressions).
+inline FireAndForget put_get_remove_coroutine(BaseKVStore& store, std::promise<std::string>& out) {
+  Value value{{"v", "co"}};
+  co_await store.aput(std::string("c"), std::move(value));
+  std::optional<Value> got = co_await store.aget(std::string("c"));
+  const bool removed = co_await store.aremove(std::string("c"));
+  out.set_value((*got)["v"].get<std::string>() + (removed ? "+removed" : ""));
+}
+
+inline Value node_value(int i) {
+  return Value{{"__data__", {{"id_", "node-" + std::to_string(i)}, {"text", "text " + std::to_string(i)},
+                             {"metadata", {{"n", i}, {"f", i / 4.0}, {"ok", i % 2 == 0}}},
+                             {"embedding", nullptr}}},
+               {"__type__", "1"}};
+}
+
+template <class Traits>
+class KVStoreConformance : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = traits_.make(); }
+  void TearDown() override { store_.reset(); }
+
+  BaseKVStore& store() { return *store_; }
+  std::unique_ptr<BaseKVStore> reopen() {
+    store_.reset();
+    return traits_.make();
+  }
+
+  Traits traits_;
+  std::unique_ptr<BaseKVStore> store_;
+};
+
+TYPED_TEST_SUITE_P(KVStoreConformance);
+
+TYPED_TEST_P(KVStoreConformance, PutThenGetReturnsEqualValue) {
+  const Value value = {{"s", "x"},          {"i", -42},         {"u", 18446744073709551615ULL},
+                       {"f", 0.1},          {"b", true},        {"n", nullptr},
+                       {"a", {1, "two", 3.5}}, {"o", {{"k", {{"deep", Value::array()}}}}},
+                       {"empty", Value::object()}};
+  this->store().put("k1", value);
+  std::optional<Value> got = this->store().get("k1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, value);
+  EXPECT_EQ(got->dump(), value.dump()) << "key order must be kept";
+}
+
+TYPED_TEST_P(KVStoreConformance, GetOfMissingKeyOrCollectionIsNullopt) {
+  EXPECT_FALSE(this->store().get("absent").has_value());
+  EXPECT_FALSE(this->store().get("absent", "no/such/collection").has_value());
+  this->store().put("k", {{"v", 1}});
+  EXPECT_FALSE(this->store().get("K").has_value());
+}
+
+TYPED_TEST_P(KVStoreConformance, DefaultCollectionIsData) {
+  EXPECT_EQ(kDefaultCollection, "data");
+  EXPECT_EQ(kDefaultBatchSize, 1);
+  this->store().put("k", {{"v", 1}});
+  EXPECT_EQ(this->store().get("k", "data"), (Value{{"v", 1}}));
+  this->store().put("k2", {{"v", 2}}, "data");
+  EXPECT_EQ(this->store().get("k2"), (Value{{"v", 2}}));
+}
+
+TYPED_TEST_P(KVStoreConformance, PutOverwrites) {
+  this->store().put("k", {{"v", 1}});
+  this->store().put("k", {{"v", 2}, {"w", 3}});
+  EXPECT_EQ(this->store().get("k"), (Value{{"v", 2}, {"w", 3}}));
+  EXPECT_EQ(this->store().get_all().size(), 1u);
+}
+
+TYPED_TEST_P(KVStoreConformance, PutRejectsNonObjectsAndChangesNothing) {
+  this->store().put("k", {{"v", 1}});
+  for (const Value& bad : {Value::array({1, 2}), Value(1), Value("s"), Value(nullptr), Value(1.5),
+                           Value(true)}) {
+    KVDEX_EXPECT_ERROR(this->store().put("k", bad), ErrorCode::kInvalidArgument);
+    KVDEX_EXPECT_ERROR(this->store().put("new", bad), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(this->store().get("k"), (Value{{"v", 1}}));
+  EXPECT_FALSE(this->store().get("new").has_value());
+}
+
+TYPED_TEST_P(KVStoreConformance, GetReturnsAnIndependentCopy) {
+  Value value = {{"list", {1, 2}}, {"inner", {{"a", 1}}}};
+  this->store().put("k", value);
+  value["list"].push_back(3);  // the caller's object changes after put
+  std::optional<Value> first = this->store().get("k");
+  ASSERT_TRUE(first);
+  (*first)["inner"]["a"] = 99;  // and the copy it got back changes
+  (*first)["added"] = true;
+  EXPECT_EQ(this->store().get("k"), (Value{{"list", {1, 2}}, {"inner", {{"a", 1}}}}));
+}
+
+TYPED_TEST_P(KVStoreConformance, CollectionsAreIndependent) {
+  this->store().put("k", {{"c", "a"}}, "docstore/data");
+  this->store().put("k", {{"c", "b"}}, "docstore/metadata");
+  EXPECT_EQ(this->store().get("k", "docstore/data"), (Value{{"c", "a"}}));
+  EXPECT_EQ(this->store().get("k", "docstore/metadata"), (Value{{"c", "b"}}));
+  EXPECT_FALSE(this->store().get("k").has_value());
+  EXPECT_TRUE(this->store().remove("k", "docstore/data"));
+  EXPECT_EQ(this->store().get("k", "docstore/metadata"), (Value{{"c", "b"}}));
+  std::vector<std::string> names = this->store().collections();
+  EXPECT_NE(std::find(names.begin(), names.end(), "docstore/metadata"), names.end());
+}
+
+TYPED_TEST_P(KVStoreConformance, RemoveReportsWhetherTheKeyWasThere) {
+  EXPECT_FALSE(this->store().remove("k"));
+  this->store().put("k", {{"v", 1}});
+  EXPECT_TRUE(this->store().remove("k"));
+  EXPECT_FALSE(this->store().get("k").has_value());
+  EXPECT_FALSE(this->store().remove("k"));
+  EXPECT_FALSE(this->store().remove("k", "never/used"));
+}
+
+TYPED_TEST_P(KVStoreConformance, GetAllReturnsEveryEntry) {
+  EXPECT_TRUE(this->store().get_all("unknown").empty());
+  for (int i : {5, 3, 9, 1, 7}) this->store().put("key" + std::to_string(i), node_value(i), "c");
+  this->store().remove("key9", "c");
+  this->store().put("key9", node_value(90), "c");  // re-inserted: goes to the end
+  this->store().put("key3", node_value(30), "c");  // overwritten: keeps its place
+  std::vector<KeyValue> all = this->store().get_all("c");
+  ASSERT_EQ(all.size(), 5u);
+  std::map<std::string, Value> by_key(all.begin(), all.end());
+  EXPECT_EQ(by_key.at("key3"), node_value(30));
+  EXPECT_EQ(by_key.at("key9"), node_value(90));
+  EXPECT_EQ(by_key.at("key1"), node_value(1));
+  if constexpr (TypeParam::kInsertionOrdered) {
+    std::vector<std::string> keys;
+    for (const auto& kv : all) keys.push_back(kv.first);
+    EXPECT_EQ(keys, (std::vector<std::string>{"key5", "key3", "key1", "key7", "key9"}));
+  }
+}
+
+TYPED_TEST_P(KVStoreConformance, PutAllAcceptsEveryBatchSize) {
+  for (int batch_size : {1, 2, 3, 7, 10, 11, 1000}) {
+    const std::string collection = "batch" + std::to_string(batch_size);
+    std::vector<KeyValue> pairs;
+    for (int i = 0; i < 10; ++i) pairs.emplace_back("k" + std::to_string(i), node_value(i));
+    this->store().put_all(pairs, collection, batch_size);
+    std::vector<KeyValue> all = this->store().get_all(collection);
+    ASSERT_EQ(all.size(), 10u) << "batch_size " << batch_size;
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(this->store().get("k" + std::to_string(i), collection), node_value(i));
+    }
+  }
+  this->store().put_all({}, "empty", 5);
+  EXPECT_TRUE(this->store().get_all("empty").empty());
+}
+
+TYPED_TEST_P(KVStoreConformance, PutAllRejectsBatchSizeBelowOne) {
+  std::vector<KeyValue> pairs = {{"a", {{"v", 1}}}};
+  KVDEX_EXPECT_ERROR(this->store().put_all(pairs, "data", 0), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(this->store().put_all(pairs, "data", -5), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(this->store().aput_all(pairs, "data", 0), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(this->store().get("a").has_value());
+}
+
+TYPED_TEST_P(KVStoreConformance, PutAllWithABadValueWritesNothing) {
+  std::vector<KeyValue> pairs;
+  for (int i = 0; i < 20; ++i) pairs.emplace_back("k" + std::to_string(i), node_value(i));
+  pairs[13].second = Value::array({1});
+  KVDEX_EXPECT_ERROR(this->store().put_all(pairs, "data", 4), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(this->store().get_all().empty());
+}
+
+TYPED_TEST_P(KVStoreConformance, PutAllLaterDuplicateWins) {
+  std::vector<KeyValue> pairs = {{"a", {{"v", 1}}}, {"b", {{"v", 2}}}, {"a", {{"v", 3}}}};
+  this->store().put_all(pairs, "data", 2);
+  EXPECT_EQ(this->store().get("a"), (Value{{"v", 3}}));
+  EXPECT_EQ(this->store().get_all().size(), 2u);
+}
+
+TYPED_TEST_P(KVStoreConformance, WriteBatchSpansCollectionsAndRemoves) {
+  this->store().put("old", {{"v", 0}}, "docstore/data");
+  WriteBatch batch;
+  batch.put("docstore/data", "n1", EncodedValue::encode(node_value(1)));
+  batch.put("docstore/metadata", "n1", EncodedValue::encode({{"doc_hash", "abc"}}));
+  batch.remove("docstore/data", "old");
+  batch.put("docstore/data", "n1", EncodedValue::encode(node_value(2)));
+  this->store().write(batch);
+  EXPECT_EQ(this->store().get("n1", "docstore/data"), node_value(2));
+  EXPECT_EQ(this->store().get("n1", "docstore/metadata"), (Value{{"doc_hash", "abc"}}));
+  EXPECT_FALSE(this->store().get("old", "docstore/data").has_value());
+}
+
+TYPED_TEST_P(KVStoreConformance, EncodedApiKeepsPythonText) {
+  const std::string text =
+      R"({"big": 123456789012345678901234567890, "f": 1e-05, "nan": NaN, "s": "\u00e9\ud83d\ude00"})";
+  this->store().put_encoded("k", EncodedValue::parse(text));
+  std::optional<EncodedValue> got = this->store().get_encoded("k");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->text(), text);
+  KVDEX_EXPECT_ERROR(this->store().get("k"), ErrorCode::kOutOfRange);
+  std::vector<EncodedKeyValue> all = this->store().get_all_encoded();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].second.text(), text);
+  this->store().put("typed", {{"x", 1.0}, {"y", "é"}});
+  EXPECT_EQ(this->store().get_encoded("typed")->text(), R"({"x": 1.0, "y": "\u00e9"})");
+}
+
+TYPED_TEST_P(KVStoreConformance, ScanVisitsEveryEntry) {
+  for (int i = 0; i < 50; ++i) this->store().put("k" + std::to_string(i), {{"i", i}}, "s");
+  std::map<std::string, std::string> seen;
+  this->store().scan("s", [&](std::string_view key, std::string_view text) {
+    seen.emplace(std::string(key), std::string(text));
+  });
+  ASSERT_EQ(seen.size(), 50u);
+  EXPECT_EQ(seen.at("k7"), R"({"i": 7})");
+  std::size_t unknown = 0;
+  this->store().scan("unknown", [&](std::string_view, std::string_view) { ++unknown; });
+  EXPECT_EQ(unknown, 0u);
+}
+
+TYPED_TEST_P(KVStoreConformance, KeysAndCollectionsMayBeAnyString) {
+  const std::vector<std::string> keys = {"", " ", "with/slash", "é ü 日本", "\xF0\x9F\x98\x80",
+                                         std::string(600, 'x'), std::string(2000, 'y') + "1",
+                                         std::string(2000, 'y') + "2", "tab\tnew\nline",
+                                         std::string("nul\0inside", 10)};
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    this->store().put(keys[i], {{"i", i}}, "coll é/" + std::to_string(i % 3));
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(this->store().get(keys[i], "coll é/" + std::to_string(i % 3)), (Value{{"i", i}}))
+        << "key #" << i;
+  }
+  std::size_t total = 0;
+  for (int c = 0; c < 3; ++c) {
+    for (const auto& [key, value] : this->store().get_all("coll é/" + std::to_string(c))) {
+      EXPECT_EQ(key, keys[value["i"].template get<std::size_t>()]);
+      ++total;
+    }
+  }
+  EXPECT_EQ(total, keys.size());
+  // Keys #6 and #7 share a 2000-byte prefix and live in collections 0 and 1.
+  EXPECT_TRUE(this->store().remove(std::string(2000, 'y') + "1", "coll é/0"));
+  EXPECT_FALSE(this->store().get(std::string(2000, 'y') + "1", "coll é/0").has_value());
+  EXPECT_EQ(this->store().get(std::string(2000, 'y') + "2", "coll é/1"), (Value{{"i", 7}}));
+}
+
+TYPED_TEST_P(KVStoreConformance, AsyncTwinsComplete) {
+  this->store().aput("a", {{"v", 1}}).get();
+  EXPECT_EQ(this->store().aget("a").get(), (Value{{"v", 1}}));
+  EXPECT_FALSE(this->store().aget("missing").get().has_value());
+  std::vector<KeyValue> pairs;
+  for (int i = 0; i < 25; ++i) pairs.emplace_back("p" + std::to_string(i), node_value(i));
+  this->store().aput_all(pairs, "async", 10).get();
+  EXPECT_EQ(this->store().aget_all("async").get().size(), 25u);
+  EXPECT_TRUE(this->store().aremove("a").get());
+  EXPECT_FALSE(this->store().aremove("a").get());
+  KVDEX_EXPECT_ERROR(this->store().aput("bad", Value::array()), ErrorCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(KVStoreConformance, AsyncCompletionCallbackRuns) {
+  this->store().put("k", {{"v", 7}});
+  Future<std::optional<Value>> future = this->store().aget("k");
+  std::promise<Value> seen;
+  future.on_ready([&seen, future]() mutable { seen.set_value(*future.get()); });
+  EXPECT_EQ(seen.get_future().get(), (Value{{"v", 7}}));
+}
+
+TYPED_TEST_P(KVStoreConformance, AsyncCanBeCoAwaited) {
+  std::promise<std::string> result;
+  put_get_remove_coroutine(this->store(), result);
+  EXPECT_EQ(result.get_future().get(), "co+removed");
+}
+
+TYPED_TEST_P(KVStoreConformance, ConcurrentBatchesAreNeverSeenHalfApplied) {
+  constexpr int kKeys = 16;
+  constexpr int kRounds = 200;
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0};
+  std::atomic<long> reads{0};
+  {
+    std::vector<KeyValue> initial;
+    for (int k = 0; k < kKeys; ++k) initial.emplace_back("k" + std::to_string(k), Value{{"round", 0}});
+    this->store().put_all(initial, "atomic", kKeys);
+  }
+  std::thread writer([&] {
+    for (int round = 1; round <= kRounds; ++round) {
+      std::vector<KeyValue> pairs;
+      for (int k = 0; k < kKeys; ++k) pairs.emplace_back("k" + std::to_string(k), Value{{"round", round}});
+      this->store().put_all(pairs, "atomic", kKeys);
+    }
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      do {
+        std::vector<KeyValue> all = this->store().get_all("atomic");
+        int first = -1;
+        for (const auto& [key, value] : all) {
+          const int round = value["round"].template get<int>();
+          if (first < 0) first = round;
+          if (round != first) ++torn;
+        }
+        if (all.size() != kKeys) ++torn;
+        ++reads;
+      } while (!done);
+    });
+  }
+  writer.join();
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+}
+
+TYPED_TEST_P(KVStoreConformance, ConcurrentMixedOperationsKeepEveryThreadsWrites) {
+  constexpr int kThreads = 4;
+  constexpr int kOps = 150;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string collection = t % 2 == 0 ? "shared" : "other";
+      for (int i = 0; i < kOps; ++i) {
+        const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+        this->store().put(key, {{"t", t}, {"i", i}}, collection);
+        if (i % 3 == 0) {
+          EXPECT_TRUE(this->store().remove(key, collection));
+        }
+        if (i % 10 == 0) {
+          std::vector<KeyValue> batch;
+          for (int j = 0; j < 5; ++j) batch.emplace_back(key + "/b" + std::to_string(j), Value{{"j", j}});
+          this->store().put_all(batch, collection, 2);
+        }
+        if (i % 25 == 0) (void)this->store().get_all(collection);
+        std::optional<Value> back = this->store().get(key, collection);
+        EXPECT_EQ(back.has_value(), i % 3 != 0);
+        if (i % 40 == 0) this->store().aput(key + "/async", {{"a", i}}, collection).get();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    const std::string collection = t % 2 == 0 ? "shared" : "other";
+    for (int i = 0; i < kOps; ++i) {
+      const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+      EXPECT_EQ(this->store().get(key, collection).has_value(), i % 3 != 0) << key;
+      if (i % 10 == 0) {
+        EXPECT_EQ(this->store().get(key + "/b4", collection), (Value{{"j", 4}}));
+      }
+    }
+  }
+}
+
+REGISTER_TYPED_TEST_SUITE_P(KVStoreConformance, PutThenGetReturnsEqualValue,
+                            GetOfMissingKeyOrCollectionIsNullopt, DefaultCollectionIsData,
+                            PutOverwrites, PutRejectsNonObjectsAndChangesNothing,
+                            GetReturnsAnIndependentCopy, CollectionsAreIndependent,
+                            RemoveReportsWhetherTheKeyWasThere, GetAllReturnsEveryEntry,
+                            PutAllAcceptsEveryBatchSize, PutAllRejectsBatchSizeBelowOne,
+                            PutAllWithABadValueWritesNothing, PutAllLaterDuplicateWins,
+                            WriteBatchSpansCollectionsAndRemoves, EncodedApiKeepsPythonText,
+                            ScanVisitsEveryEntry, KeysAndCollectionsMayBeAnyString,
+                            AsyncTwinsComplete, AsyncCompletionCallbackRuns, AsyncCanBeCoAwaited,
+                            ConcurrentBatchesAreNeverSeenHalfApplied,
+                            ConcurrentMixedOperationsKeepEveryThreadsWrites);
+
+}  // namespace kvdex::testing
+
+#endif  // KVDEX_TESTS_CONFORMANCE_KVSTORE_CONFORMANCE_H_

@@ -1,0 +1,155 @@
+#include "kvdex/simple_kvstore.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace kvdex {
+namespace {
+
+using testing::TempDir;
+
+TEST(SimpleKVStore, PersistWritesJsonDumpsOfTheNestedDict) {
+  SimpleKVStore store;
+  store.put("id1", {{"__data__", {{"text", "héllo\n"}, {"score", 0.5}}}, {"__type__", "1"}}, "docstore/data");
+  store.put("id1", {{"doc_hash", "h"}}, "docstore/metadata");
+  store.put("x", {{"empty", Value::object()}, {"list", Value::array()}});
+  EXPECT_EQ(store.to_json_text(),
+            R"({"docstore/data": {"id1": {"__data__": {"text": "h\u00e9llo\n", "score": 0.5}, "__type__": "1"}}, )"
+            R"("docstore/metadata": {"id1": {"doc_hash": "h"}}, "data": {"x": {"empty": {}, "list": []}}})");
+  EXPECT_EQ(SimpleKVStore().to_json_text(), "{}");
+}
+
+TEST(SimpleKVStore, PersistAndLoadRoundTrip) {
+  TempDir dir;
+  const std::string path = dir.file("storage/nested/docstore.json");
+  SimpleKVStore store;
+  for (int i = 0; i < 1000; ++i) {
+    store.put("k" + std::to_string(i), {{"i", i}, {"f", i * 0.1}, {"s", std::string(i % 50, 'z')}}, "c" + std::to_string(i % 3));
+  }
+  store.remove("k10", "c1");
+  store.persist(path);
+  auto loaded = SimpleKVStore::from_persist_path(path);
+  EXPECT_EQ(loaded->to_json_text(), store.to_json_text());
+  EXPECT_EQ(testing::read_file_bytes(path), store.to_json_text());
+  EXPECT_EQ(loaded->collections(), (std::vector<std::string>{"c0", "c1", "c2"}));
+  EXPECT_EQ(loaded->get("k7", "c1"), (Value{{"i", 7}, {"f", 0.7000000000000001}, {"s", std::string(7, 'z')}}));
+  EXPECT_FALSE(loaded->get("k10", "c1").has_value());
+  // The loaded store is a normal store.
+  loaded->put("new", {{"v", 1}}, "c0");
+  EXPECT_TRUE(loaded->remove("k0", "c0"));
+  EXPECT_EQ(loaded->get_all("c0").back().first, "new");
+}
+
+TEST(SimpleKVStore, LoadsWhatPythonAcceptsAndRewritesItCanonically) {
+  // Indented, duplicate keys (last wins, first position), NaN, uppercase escapes, BOM.
+  const std::string text =
+      "\xEF\xBB\xBF{\n  \"data\": {\n    \"a\": {\"x\":1E2, \"y\": NaN},\n    \"b\": {\"s\": \"\\u00E9\"},\n"
+      "    \"a\": {\"x\": 2}\n  },\n  \"c\\ud800\": {}\n}\n";
+  auto store = SimpleKVStore::from_json_text(text, "inline.json");
+  EXPECT_EQ(store->to_json_text(), R"({"data": {"a": {"x": 2}, "b": {"s": "\u00e9"}}, "c\ud800": {}})");
+}
+
+TEST(SimpleKVStore, DuplicateCollectionsKeepTheLastContentsAtTheFirstPosition) {
+  auto store = SimpleKVStore::from_json_text(R"({"a": {"k": {}}, "b": {}, "a": {"j": {"v": 1}}})");
+  EXPECT_EQ(store->to_json_text(), R"({"a": {"j": {"v": 1}}, "b": {}})");
+}
+
+struct BadFile {
+  std::string text;
+  std::string expected_fragment;  // must appear in the message
+};
+
+TEST(SimpleKVStore, MalformedFilesFailWithFileAndByteOffset) {
+  const std::vector<BadFile> cases = {
+      {"", "expecting value (the file is empty) at byte 0"},
+      {R"({"data": {"k": {"v": 1})", "at byte 23"},
+      {R"({"data": {"k": {"v": 1}}}})", "extra data at byte 25"},
+      {R"({"data": {"k": {"v": tru}}})", "expecting value at byte 21"},
+      {R"({"data": {"k": [1, 2]}})", "value of key \"k\" in collection \"data\" is not a JSON object at byte 15"},
+      {R"({"data": {"k": 5}})", "is not a JSON object at byte 15"},
+      {R"({"data": [1]})", "collection \"data\" is not a JSON object at byte 9"},
+      {R"([{"data": {}}])", "a persist file holds one JSON object at byte 0"},
+      {"{\"data\": {\"k\": {\"s\": \"a\x01\"}}}", "invalid control character at byte 23"},
+      {"{\"data\": {\"k\": {\"v\": 1}},\n \"x\": {\"k\": {\"v\": 01}}}", "(line 2, column 20)"},
+  };
+  for (const BadFile& c : cases) {
+    try {
+      (void)SimpleKVStore::from_json_text(c.text, "bad.json");
+      ADD_FAILURE() << "accepted " << c.text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption) << c.text;
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind("bad.json: ", 0), 0u) << message;
+      EXPECT_NE(message.find(c.expected_fragment), std::string::npos) << message;
+    }
+  }
+}
+
+TEST(SimpleKVStore, TruncatedPersistFileIsReportedNotHalfLoaded) {
+  TempDir dir;
+  SimpleKVStore store;
+  for (int i = 0; i < 200; ++i) store.put("k" + std::to_string(i), {{"i", i}});
+  const std::string full = store.to_json_text();
+  for (std::size_t cut : {full.size() / 3, full.size() / 2, full.size() - 1}) {
+    testing::write_file_bytes(dir.file("t.json"), full.substr(0, cut));
+    try {
+      (void)SimpleKVStore::from_persist_path(dir.file("t.json"));
+      ADD_FAILURE() << "accepted a file cut at " << cut;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+      EXPECT_NE(std::string(e.what()).find(dir.file("t.json")), std::string::npos) << e.what();
+    }
+  }
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_persist_path(dir.file("none.json")), ErrorCode::kNotFound);
+}
+
+TEST(SimpleKVStore, FailedPersistKeepsTheStoreAndTheFile) {
+  TempDir dir;
+  testing::write_file_bytes(dir.file("blocker"), "x");
+  SimpleKVStore store;
+  store.put("k", {{"v", 1}});
+  KVDEX_EXPECT_ERROR(store.persist(dir.file("blocker/docstore.json")), ErrorCode::kIOError);
+  EXPECT_EQ(store.get("k"), (Value{{"v", 1}}));
+  EXPECT_EQ(testing::read_file_bytes(dir.file("blocker")), "x");
+}
+
+TEST(SimpleKVStore, ToDictAndFromDict) {
+  SimpleKVStore store;
+  store.put("b", {{"v", 1}});
+  store.put("a", {{"v", 2}});
+  store.put("z", {{"w", {1, 2}}}, "other");
+  const Value dict = store.to_dict();
+  EXPECT_EQ(to_python_json(dict), store.to_json_text());
+  auto back = SimpleKVStore::from_dict(dict);
+  EXPECT_EQ(back->to_json_text(), store.to_json_text());
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value::array()), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value{{"data", 1}}), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value{{"data", {{"k", 1}}}}), ErrorCode::kInvalidArgument);
+}
+
+TEST(SimpleKVStore, PersistThroughAMemoryFileSystem) {
+  MemoryFileSystem fs;
+  SimpleKVStore store;
+  store.put("k", {{"v", 1}});
+  store.persist("/dir/kv.json", &fs);
+  EXPECT_EQ(fs.contents("/dir/kv.json"), R"({"data": {"k": {"v": 1}}})");
+  EXPECT_EQ(SimpleKVStore::from_persist_path("/dir/kv.json", &fs)->get("k"), (Value{{"v", 1}}));
+}
+
+TEST(SimpleKVStore, LargeValuesAndManyEntriesSurviveTheFastPath) {
+  SimpleKVStore store;
+  Value big = Value::object();
+  big["text"] = std::string(200000, 'q');
+  big["nested"] = {{"a", {1, 2, {{"b", "\xF0\x9F\x98\x80"}}}}};
+  store.put("big", big);
+  for (int i = 0; i < 20000; ++i) store.put("n" + std::to_string(i), {{"i", i}}, "many");
+  const std::string text = store.to_json_text();
+  auto loaded = SimpleKVStore::from_json_text(text);
+  EXPECT_EQ(loaded->to_json_text(), text);
+  EXPECT_EQ(loaded->get("big"), big);
+  EXPECT_EQ(loaded->get_all("many").size(), 20000u);
+}
+
+}  // namespace
+}  // namespace kvdex
