@@ -142,6 +142,12 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
     return names;
   }
 
+  std::uint64_t count(std::string_view collection = kDefaultCollection) override {
+    std::shared_lock lock(mu_);
+    const std::unique_ptr<Mapping>* mapping = collections_.get(collection);
+    return mapping ? (*mapping)->size() : 0;
+  }
+
   void persist(const std::string&, FileSystem* = nullptr) override {
     throw Error(ErrorCode::kNotSupported,
                 "Use subclasses of MutableMappingKVStore (such as SimpleKVStore) to call this method");

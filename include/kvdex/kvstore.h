@@ -45,6 +45,7 @@
 #ifndef KVDEX_KVSTORE_H_
 #define KVDEX_KVSTORE_H_
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -116,6 +117,10 @@ class BaseKVStore {
   // The names of the collections the store holds, in creation order where the
   // engine keeps one.
   virtual std::vector<std::string> collections() = 0;
+
+  // The number of entries in `collection` (0 for an unknown one; never creates it).
+  // The default counts through scan(); stores that know their size override it.
+  virtual std::uint64_t count(std::string_view collection = kDefaultCollection);
 
   // Makes everything written so far durable where that is not already so (a store
   // bound to a JSON file rewrites it; LMDB in a no-sync mode syncs). Default: no-op.

@@ -99,6 +99,12 @@ std::vector<EncodedKeyValue> BaseKVStore::get_all_encoded(std::string_view colle
   return out;
 }
 
+std::uint64_t BaseKVStore::count(std::string_view collection) {
+  std::uint64_t n = 0;
+  scan(collection, [&](std::string_view, std::string_view) { ++n; });
+  return n;
+}
+
 Executor& BaseKVStore::executor() { return default_executor(); }
 
 Future<void> BaseKVStore::write_async(WriteBatch batch) {

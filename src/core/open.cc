@@ -52,6 +52,7 @@ class JsonFileStore final : public BaseKVStore {
     store_->scan(collection, visit);
   }
   std::vector<std::string> collections() override { return store_->collections(); }
+  std::uint64_t count(std::string_view collection) override { return store_->count(collection); }
 
   void flush() override {
     std::lock_guard lock(flush_mu_);

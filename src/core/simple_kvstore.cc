@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <map>
+#include <optional>
+
 #include "core/json_codec.h"
 #include "kvdex/error.h"
 
@@ -127,7 +130,26 @@ bool load_with_simdjson(const std::shared_ptr<const std::string>& buffer, std::s
   return i == count;  // nothing but whitespace after the top-level object
 }
 
+// Parses and throws away one value (used for values kvdex will reject anyway, so
+// that a syntax error later in the file is still the error reported, as in Python).
+struct DiscardHandler {
+  void start_object() {}
+  void end_object() {}
+  void start_array() {}
+  void end_array() {}
+  void key(std::string_view) {}
+  void string(std::string_view) {}
+  void integer(std::string_view) {}
+  void floating(double) {}
+  void boolean(bool) {}
+  void null() {}
+};
+
 // The exact path: kvdex's own parser, with json.loads' acceptance and precise errors.
+// Python first parses the whole file, then LlamaIndex uses the dict, where a later
+// duplicate key replaces an earlier one. So a collection or value that is not an
+// object is an error only if nothing later replaces it, and only once the whole file
+// has parsed.
 void load_exactly(std::string_view text, std::size_t start, std::string_view source,
                   Collections& out) {
   detail::JsonParser parser(text);
@@ -136,58 +158,87 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
     return Error(ErrorCode::kCorruption,
                  std::string(source) + ": " + what + " at " + detail::describe_offset(text, at));
   };
+  struct Rejected {
+    std::size_t offset;
+    std::string message;
+  };
+  // Not-an-object entries still standing, by collection name, then by key ("" entry
+  // of the outer map's value stands for the collection itself).
+  std::map<std::string, std::pair<std::optional<Rejected>, std::map<std::string, Rejected>>> rejected;
+  std::string scratch;
+  auto read_key = [&]() {
+    if (parser.peek() != '"') {
+      parser.fail(parser.position(), "expecting property name enclosed in double quotes");
+    }
+    std::string key(parser.parse_string(scratch));
+    parser.expect(':', "expecting ':' delimiter");
+    return key;
+  };
+  // Calls `member` for each member of the object at the parser's position.
+  auto for_each_member = [&](const auto& member) {
+    parser.expect('{', "expecting '{'");
+    if (parser.peek() == '}') {
+      parser.set_position(parser.position() + 1);
+      return;
+    }
+    for (;;) {
+      member(read_key());
+      const char next = parser.peek();
+      if (next == '}') {
+        parser.set_position(parser.position() + 1);
+        return;
+      }
+      parser.expect(',', "expecting ',' delimiter");
+    }
+  };
   try {
     if (parser.peek() != '{') {
       if (parser.at_end()) throw corrupt(parser.position(), "expecting value (the file is empty)");
       throw corrupt(parser.position(), "expecting '{': a persist file holds one JSON object");
     }
-    parser.set_position(parser.position() + 1);
-    std::string scratch;
-    bool first = true;
-    for (;;) {
-      if (parser.peek() == '}' && first) break;
-      if (!first) {
-        if (parser.peek() == '}') break;
-        parser.expect(',', "expecting ',' delimiter");
-      }
-      first = false;
-      if (parser.peek() != '"') parser.fail(parser.position(), "expecting property name enclosed in double quotes");
-      std::string name(parser.parse_string(scratch));
-      parser.expect(':', "expecting ':' delimiter");
+    for_each_member([&](std::string name) {
+      auto& [collection_rejected, keys_rejected] = rejected[name];
       if (parser.peek() != '{') {
-        throw corrupt(parser.position(), "collection " + quote_name(name) + " is not a JSON object");
+        const std::size_t at = parser.position();
+        DiscardHandler discard;
+        parser.parse_value(discard);
+        collection_rejected = Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
+        keys_rejected.clear();
+        out.insert_or_assign(name, std::make_unique<Mapping>());  // holds the first position
+        return;
       }
-      parser.set_position(parser.position() + 1);
+      collection_rejected.reset();
+      keys_rejected.clear();
       auto mapping = std::make_unique<Mapping>();
-      bool first_entry = true;
-      for (;;) {
-        if (parser.peek() == '}') {
-          if (first_entry) break;
-          break;
-        }
-        if (!first_entry) parser.expect(',', "expecting ',' delimiter");
-        first_entry = false;
-        if (parser.peek() != '"') parser.fail(parser.position(), "expecting property name enclosed in double quotes");
-        std::string key(parser.parse_string(scratch));
-        parser.expect(':', "expecting ':' delimiter");
+      for_each_member([&](std::string key) {
         if (parser.peek() != '{') {
           const std::size_t at = parser.position();
-          if (parser.at_end()) parser.fail(at, "expecting value");
-          throw corrupt(at, "value of key " + quote_name(key) + " in collection " + quote_name(name) +
-                                " is not a JSON object");
+          DiscardHandler discard;
+          parser.parse_value(discard);
+          keys_rejected[key] = Rejected{at, "value of key " + quote_name(key) + " in collection " +
+                                                quote_name(name) + " is not a JSON object"};
+          mapping->insert_or_assign(key, EncodedValue());  // holds the first position
+          return;
         }
-        mapping->insert_or_assign(key, EncodedValue::adopt_canonical(
-                                           detail::parse_canonical_value(parser), nullptr));
-      }
-      parser.set_position(parser.position() + 1);  // the collection's '}'
+        keys_rejected.erase(key);
+        mapping->insert_or_assign(
+            key, EncodedValue::adopt_canonical(detail::parse_canonical_value(parser), nullptr));
+      });
       out.insert_or_assign(name, std::move(mapping));
-    }
-    parser.set_position(parser.position() + 1);  // the top-level '}'
+    });
     parser.skip_whitespace();
     if (!parser.at_end()) parser.fail(parser.position(), "extra data");
   } catch (const detail::JsonSyntaxError& e) {
     throw corrupt(e.offset, e.message);
   }
+  const Rejected* first = nullptr;
+  for (const auto& [name, entry] : rejected) {
+    if (entry.first && (!first || entry.first->offset < first->offset)) first = &*entry.first;
+    for (const auto& [key, r] : entry.second) {
+      if (!first || r.offset < first->offset) first = &r;
+    }
+  }
+  if (first) throw corrupt(first->offset, first->message);
 }
 
 class LoadedStore : public SimpleKVStore {

@@ -161,6 +161,8 @@ TYPED_TEST_P(KVStoreConformance, GetAllReturnsEveryEntry) {
   this->store().put("key3", node_value(30), "c");  // overwritten: keeps its place
   std::vector<KeyValue> all = this->store().get_all("c");
   ASSERT_EQ(all.size(), 5u);
+  EXPECT_EQ(this->store().count("c"), 5u);
+  EXPECT_EQ(this->store().count("never/seen"), 0u);
   std::map<std::string, Value> by_key(all.begin(), all.end());
   EXPECT_EQ(by_key.at("key3"), node_value(30));
   EXPECT_EQ(by_key.at("key9"), node_value(90));

@@ -55,6 +55,19 @@ TEST(SimpleKVStore, DuplicateCollectionsKeepTheLastContentsAtTheFirstPosition) {
   EXPECT_EQ(store->to_json_text(), R"({"a": {"j": {"v": 1}}, "b": {}})");
 }
 
+TEST(SimpleKVStore, ANonObjectReplacedByALaterDuplicateIsFine) {
+  // json.loads keeps the last value of a duplicate key, at the first key's position.
+  auto store = SimpleKVStore::from_json_text(R"({"a": 1, "b": {}, "a": {"k": [1], "k": {"v": 2}, "j": {}}})");
+  EXPECT_EQ(store->to_json_text(), R"({"a": {"k": {"v": 2}, "j": {}}, "b": {}})");
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_json_text(R"({"a": {}, "b": 1, "a": {"k": 2}})"), ErrorCode::kCorruption);
+  try {
+    (void)SimpleKVStore::from_json_text(R"({"a": {"k": 2}, "b": 1} x)", "f");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("extra data"), std::string::npos)
+        << "a syntax error anywhere is reported before a type error: " << e.what();
+  }
+}
+
 struct BadFile {
   std::string text;
   std::string expected_fragment;  // must appear in the message
