@@ -22,8 +22,6 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 ctest --preset tsan -j2
 
-if [[ -f pyproject.toml ]]; then
-  echo "== Python: pip install . into .venv, then pytest"
-  scripts/python-env.sh
-  .venv/bin/python -m pytest -q python/tests
-fi
+echo "== Python: pip install . into .venv, then pytest (package and CLI tests)"
+scripts/python-env.sh
+KVDEX_CLI="$PWD/build/default/tools/kvdex" .venv/bin/python -m pytest -q tests/cli python/tests

@@ -202,8 +202,24 @@ std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t
   return out;
 }
 
+namespace {
+void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
+                                   const std::function<void(WritableFile&)>& write_contents);
+}  // namespace
+
 void write_file_atomically(FileSystem& fs, const std::string& path,
                            const std::function<void(WritableFile&)>& write_contents) {
+  try {
+    write_file_atomically_unnamed(fs, path, write_contents);
+  } catch (const Error& e) {
+    // Name the file the caller asked for, not only the temp file or directory.
+    throw Error(e.code(), "cannot write '" + path + "': " + e.what());
+  }
+}
+
+namespace {
+void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
+                                   const std::function<void(WritableFile&)>& write_contents) {
   static std::atomic<unsigned long> counter{0};
   const std::string dir = parent_directory(path);
   fs.create_directories(dir);
@@ -230,6 +246,8 @@ void write_file_atomically(FileSystem& fs, const std::string& path,
     throw;
   }
 }
+
+}  // namespace
 
 // ---- MemoryFileSystem ---------------------------------------------------------------
 

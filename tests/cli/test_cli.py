@@ -1,0 +1,219 @@
+"""Drives the built `kvdex` executable: exit codes, stdout, stderr, progress, errors.
+
+The executable comes from $KVDEX_CLI (scripts/test.sh sets it to the default build).
+"""
+import json
+import os
+import pathlib
+import pty
+import select
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KVDEX = os.environ.get("KVDEX_CLI", str(ROOT / "build" / "default" / "tools" / "kvdex"))
+LLAMA_PERSIST = ROOT / "python" / "tests" / "data" / "llamaindex_persist"
+DOCSTORE_COLLECTIONS = ["docstore/metadata", "docstore/ref_doc_info", "docstore/data"]
+
+
+def kvdex(*args, input=None, check=None):
+    proc = subprocess.run([KVDEX, *map(str, args)], input=input, capture_output=True, text=True)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def run_with_tty_stderr(*args):
+    """Runs kvdex with stderr on a pseudo-terminal; returns (rc, stdout, stderr)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([KVDEX, *map(str, args)], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 10)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read()
+    rc = proc.wait(timeout=30)
+    os.close(master)
+    return rc, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+def store_json(tmp_path):
+    path = tmp_path / "store.json"
+    kvdex("put", path, "n1", '{"text": "h\u00e9llo", "n": 1E2}', "-c", "docstore/data", check=0)
+    kvdex("put", path, "n2", '{"big": 123456789012345678901234567890, "x": NaN}', "-c", "docstore/data", check=0)
+    kvdex("put", path, "k", '{"v": 1}', check=0)
+    return path
+
+
+def test_version_and_help_on_every_command():
+    proc = kvdex("--version", check=0)
+    assert proc.stdout.strip().startswith("kvdex 0.")
+    for command in ["put", "get", "delete", "keys", "dump", "collections", "stats", "copy", "import", "export"]:
+        proc = kvdex(command, "--help", check=0)
+        assert "Usage: kvdex " + command in proc.stdout
+        assert "Exit status:" in proc.stdout
+
+
+def test_put_get_prints_the_value_and_nothing_else(store_json):
+    proc = kvdex("get", store_json, "n1", "-c", "docstore/data", check=0)
+    assert proc.stdout == '{"text": "h\\u00e9llo", "n": 100.0}\n'
+    assert proc.stderr == ""
+    proc = kvdex("get", store_json, "n2", "-c", "docstore/data", check=0)
+    assert proc.stdout == '{"big": 123456789012345678901234567890, "x": NaN}\n'
+
+
+def test_pretty_is_json_dumps_indent_2(store_json):
+    proc = kvdex("get", store_json, "n1", "-c", "docstore/data", "--pretty", check=0)
+    assert proc.stdout == json.dumps({"text": "h\u00e9llo", "n": 100.0}, indent=2) + "\n"
+    nested = {"a": [1, {"b": []}, {}], "c": {"d": "x, y: z"}, "e": []}
+    kvdex("put", store_json, "nested", json.dumps(nested), check=0)
+    proc = kvdex("get", store_json, "nested", "--pretty", check=0)
+    assert proc.stdout == json.dumps(nested, indent=2) + "\n"
+
+
+def test_put_reads_stdin(tmp_path):
+    path = tmp_path / "s.json"
+    kvdex("put", path, "k", "-", input='{"from": "stdin"}', check=0)
+    assert kvdex("get", path, "k", check=0).stdout == '{"from": "stdin"}\n'
+
+
+def test_missing_key_and_collection_exit_1(store_json):
+    proc = kvdex("get", store_json, "nope", check=1)
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and '"nope"' in proc.stderr and str(store_json) in proc.stderr
+    kvdex("delete", store_json, "nope", check=1)
+    kvdex("keys", store_json, "-c", "no/such", check=1)
+    kvdex("dump", store_json, "-c", "no/such", check=1)
+
+
+def test_delete_then_get(store_json):
+    kvdex("delete", store_json, "k", check=0)
+    kvdex("get", store_json, "k", check=1)
+
+
+def test_keys_dump_collections_stats(store_json):
+    assert kvdex("keys", store_json, "-c", "docstore/data", check=0).stdout == "n1\nn2\n"
+    assert kvdex("collections", store_json, check=0).stdout == "docstore/data\t2\ndata\t1\n"
+    dump = kvdex("dump", store_json, "--all", check=0).stdout
+    assert dump == store_json.read_text() + "\n"
+    one = kvdex("dump", store_json, "-c", "docstore/data", check=0).stdout
+    assert json.loads(one)["n1"] == {"text": "h\u00e9llo", "n": 100.0}
+    stats = kvdex("stats", store_json, check=0).stdout
+    assert "total: 2 collections, 3 keys" in stats
+
+
+def test_bad_usage_exits_2():
+    assert kvdex().returncode == 2
+    assert kvdex("bogus").returncode == 2
+    assert kvdex("get").returncode == 2
+    assert kvdex("copy", "a.json").returncode == 2
+    assert kvdex("copy", "a.json", "b.json", "--batch-size", "0").returncode == 2
+
+
+def test_bad_json_and_non_objects_exit_2(tmp_path):
+    path = tmp_path / "s.json"
+    proc = kvdex("put", path, "k", "[1, 2]", check=2)
+    assert "not a JSON object" in proc.stderr
+    proc = kvdex("put", path, "k", '{"a": tru}', check=2)
+    assert "byte 6" in proc.stderr
+    assert not path.exists(), "a rejected put writes nothing"
+
+
+def test_bad_uris_exit_2(tmp_path):
+    proc = kvdex("get", "nosuch:thing", "k", check=2)
+    assert "unknown scheme 'nosuch'" in proc.stderr
+    kvdex("get", "json:", "k", check=2)
+
+
+def test_corrupt_file_exits_3_with_offset(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"data": {"k": {"v": 1}')
+    proc = kvdex("get", path, "k", check=3)
+    assert str(path) in proc.stderr and "byte 23" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_missing_store_and_unwritable_path_exit_4(tmp_path):
+    proc = kvdex("get", tmp_path / "missing.json", "k", check=4)
+    assert "missing.json" in proc.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = kvdex("put", blocker / "sub.json", "k", '{"v": 1}', check=4)
+    assert "sub.json" in proc.stderr
+
+
+def test_copy_json_to_json_keeps_bytes_and_order(tmp_path):
+    out = tmp_path / "copy" / "docstore.json"
+    kvdex("copy", LLAMA_PERSIST / "docstore.json", out, check=0)
+    assert out.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
+
+
+def test_copy_rejects_same_store(store_json):
+    kvdex("copy", store_json, store_json, check=2)
+
+
+def test_copy_named_collections_only(store_json, tmp_path):
+    out = tmp_path / "only.json"
+    kvdex("copy", store_json, out, "-c", "data", check=0)
+    assert json.loads(out.read_text()) == {"data": {"k": {"v": 1}}}
+    kvdex("copy", store_json, tmp_path / "x.json", "-c", "nope", check=1)
+
+
+def test_export_import_round_trip(tmp_path):
+    exported = tmp_path / "dump.jsonl"
+    kvdex("export", LLAMA_PERSIST / "docstore.json", exported, check=0)
+    lines = exported.read_text().splitlines()
+    original = json.loads((LLAMA_PERSIST / "docstore.json").read_text())
+    assert len(lines) == sum(len(v) for v in original.values())
+    first = json.loads(lines[0])
+    assert set(first) == {"collection", "key", "value"}
+    restored = tmp_path / "restored.json"
+    kvdex("import", restored, exported, "--batch-size", "7", check=0)
+    assert restored.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
+
+
+def test_export_to_stdout_and_import_from_stdin(store_json, tmp_path):
+    exported = kvdex("export", store_json, "-", check=0).stdout
+    out = tmp_path / "in.json"
+    kvdex("import", out, "-", input=exported, check=0)
+    assert out.read_bytes() == store_json.read_bytes()
+
+
+def test_import_bad_line_names_the_line(tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"collection": "data", "key": "a", "value": {"v": 1}}\n{"key": "b", "value": [1]}\n')
+    proc = kvdex("import", tmp_path / "s.json", src, check=2)
+    assert "bad.jsonl:2" in proc.stderr
+    src.write_text('{"collection": "data", "key": "a", "value": {"v": 1}}\nnot json\n')
+    proc = kvdex("import", tmp_path / "s.json", src, check=2)
+    assert "bad.jsonl:2" in proc.stderr
+    kvdex("import", tmp_path / "s.json", tmp_path / "absent.jsonl", check=4)
+
+
+def test_progress_only_on_a_terminal(tmp_path):
+    out = tmp_path / "p.json"
+    proc = kvdex("copy", LLAMA_PERSIST / "docstore.json", out, check=0)
+    assert proc.stderr == "", "no progress when stderr is not a terminal"
+    rc, stdout, stderr = run_with_tty_stderr("copy", LLAMA_PERSIST / "docstore.json", tmp_path / "q.json")
+    assert rc == 0
+    assert stdout == ""
+    assert "copy [" in stderr and "100%" in stderr and "keys/s" in stderr
+    rc, _, stderr = run_with_tty_stderr("export", LLAMA_PERSIST / "docstore.json", tmp_path / "e.jsonl")
+    assert rc == 0 and "export [" in stderr
+
+
+def test_failed_export_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "nodir" / "out.jsonl"
+    kvdex("export", LLAMA_PERSIST / "docstore.json", target, check=4)
+    assert not target.exists()
