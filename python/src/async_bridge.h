@@ -1,0 +1,112 @@
+// kvdex::Future -> asyncio.Future, without a thread per call.
+//
+// bridge() creates a future on the given event loop and registers an on_ready
+// callback on the C++ future. The callback runs on whatever thread completes the
+// C++ future (an executor or I/O thread), takes the GIL, converts the result to a
+// Python object (or the error to a kvdex exception) and hands it to the loop with
+// loop.call_soon_threadsafe; the loop sets it unless the awaiting task was
+// cancelled. A C++ future that is already complete is settled at once.
+//
+// Python references held by a pending call are released under the GIL inside the
+// callback; if the interpreter is shutting down they are left alone.
+#ifndef KVDEX_PYTHON_ASYNC_BRIDGE_H_
+#define KVDEX_PYTHON_ASYNC_BRIDGE_H_
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include <nanobind/nanobind.h>
+
+#include "errors.h"
+#include "kvdex/future.h"
+
+namespace kvdex::python {
+
+// Set once at module init: _settle(future, is_error, value) sets a result or an
+// exception on an asyncio future unless it is done (cancelled) already.
+nanobind::handle settle_function();
+
+namespace detail_async {
+
+// Strong references to the loop and the asyncio future, dropped under the GIL.
+class Pending {
+ public:
+  Pending(nanobind::handle loop, nanobind::handle future)
+      : loop_(loop.inc_ref().ptr()), future_(future.inc_ref().ptr()) {}
+  Pending(const Pending&) = delete;
+  Pending& operator=(const Pending&) = delete;
+  ~Pending() {
+    if (loop_ == nullptr) return;
+    if (nanobind::detail::cleanup_guard guard{}) release();
+  }
+
+  // Needs the GIL.
+  void deliver(bool is_error, nanobind::handle value) {
+    try {
+      nanobind::handle(loop_).attr("call_soon_threadsafe")(settle_function(), nanobind::handle(future_),
+                                                           is_error, value);
+    } catch (nanobind::python_error& e) {
+      // The loop is closed: nobody can await the result any more.
+      e.discard_as_unraisable("kvdex: completing an asyncio future");
+    }
+    release();
+  }
+
+  void release() {
+    Py_XDECREF(loop_);
+    Py_XDECREF(future_);
+    loop_ = future_ = nullptr;
+  }
+
+ private:
+  PyObject* loop_;
+  PyObject* future_;
+};
+
+template <class T, class Convert>
+nanobind::object convert_result(kvdex::Future<T>& future, Convert& convert) {
+  if constexpr (std::is_void_v<T>) {
+    future.get();
+    return convert();
+  } else {
+    return convert(future.get());
+  }
+}
+
+}  // namespace detail_async
+
+// `convert` turns the C++ result into a Python object (called with the GIL held);
+// for Future<void> it takes no argument.
+template <class T, class Convert>
+nanobind::object bridge(kvdex::Future<T> future, nanobind::handle loop, Convert convert) {
+  namespace nb = nanobind;
+  nb::object py_future = loop.attr("create_future")();
+  if (future.ready()) {
+    try {
+      py_future.attr("set_result")(detail_async::convert_result(future, convert));
+    } catch (...) {
+      py_future.attr("set_exception")(exception_object(std::current_exception()));
+    }
+    return py_future;
+  }
+  auto pending = std::make_shared<detail_async::Pending>(loop, py_future);
+  future.on_ready([future, pending, convert = std::move(convert)]() mutable {
+    nb::detail::cleanup_guard gil;
+    if (!gil) return;  // the interpreter is gone; leave the references alone
+    nb::object value;
+    bool is_error = false;
+    try {
+      value = detail_async::convert_result(future, convert);
+    } catch (...) {
+      is_error = true;
+      value = exception_object(std::current_exception());
+    }
+    pending->deliver(is_error, value);
+  });
+  return py_future;
+}
+
+}  // namespace kvdex::python
+
+#endif  // KVDEX_PYTHON_ASYNC_BRIDGE_H_

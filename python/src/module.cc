@@ -1,0 +1,527 @@
+// kvdex._native: the C++ stores for Python.
+//
+// The classes here carry the synchronous API and the plumbing; kvdex/_stores.py
+// subclasses them to add the coroutines (aput, aget, ...), the fsspec paths of
+// persist / from_persist_path and the classmethods, so that the objects users hold
+// are instances of the pure-Python classes kvdex.SimpleKVStore, kvdex.KVStore, ...
+//
+// Values cross as canonical JSON text (py_json.h): a dict is written straight to
+// the text json.dumps would make and stored as an EncodedValue; get parses that
+// text back into new Python objects, so every get returns an independent value.
+//
+// The GIL is released around work that may take long or wait: persist, loading,
+// to_json_text, batches, get_all, and every operation of a store that is not in
+// memory (LMDB I/O, for one). Single in-memory reads and writes keep it: they take
+// well under a microsecond, less than a release and re-acquire would cost under
+// contention.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+
+#include "async_bridge.h"
+#include "errors.h"
+#include "kvdex/error.h"
+#include "kvdex/future.h"
+#include "kvdex/in_memory.h"
+#include "kvdex/kvstore.h"
+#include "kvdex/open.h"
+#include "kvdex/simple_kvstore.h"
+#include "kvdex/version.h"
+#include "py_json.h"
+#if KVDEX_PY_WITH_LMDB
+#include "kvdex/lmdb_kvstore.h"
+#endif
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace kvdex::python {
+namespace {
+
+PyObject* g_settle = nullptr;  // kvdex._native._settle, kept for the process
+
+// An opaque owner of a C++ store, handed from a loader to a class's __init__ so
+// that classmethods can return instances of Python subclasses.
+struct StoreHandle {
+  std::shared_ptr<BaseKVStore> store;
+};
+
+// Runs `fn` with the GIL released when `release` is set.
+template <class Fn>
+auto maybe_without_gil(bool release, Fn&& fn) -> decltype(fn()) {
+  if (release) {
+    nb::gil_scoped_release no_gil;
+    return fn();
+  }
+  return fn();
+}
+
+// Pairs from any iterable of 2-item iterables, values encoded (with the GIL).
+std::vector<EncodedKeyValue> encode_pairs(nb::handle kv_pairs) {
+  std::vector<EncodedKeyValue> pairs;
+  if (PyList_Check(kv_pairs.ptr()) || PyTuple_Check(kv_pairs.ptr())) {
+    pairs.reserve(static_cast<std::size_t>(PySequence_Size(kv_pairs.ptr())));
+  }
+  for (nb::handle item : kv_pairs) {
+    nb::object fast = nb::steal(PySequence_Fast(item.ptr(), "cannot unpack non-iterable object"));
+    if (!fast.is_valid()) throw nb::python_error();
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.ptr());
+    if (n != 2) {
+      if (n < 2) {
+        PyErr_Format(PyExc_ValueError, "not enough values to unpack (expected 2, got %zd)", n);
+      } else {
+        PyErr_SetString(PyExc_ValueError, "too many values to unpack (expected 2)");
+      }
+      throw nb::python_error();
+    }
+    PyObject** items = PySequence_Fast_ITEMS(fast.ptr());
+    KeyArg key(items[0], "key");
+    pairs.emplace_back(key.str(), encode_value(items[1]));
+  }
+  return pairs;
+}
+
+// An item of PyMapping_Items(): a (key, value) tuple, unless items() was overridden.
+void check_item(nb::handle item) {
+  if (!PyTuple_Check(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 2) {
+    throw nb::value_error("items must return 2-tuples");
+  }
+}
+
+nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries) {
+  nb::dict out;
+  for (const auto& [key, value] : entries) {
+    nb::object k = decode_str(key);
+    nb::object v = decode_value(value.text());
+    if (PyDict_SetItem(out.ptr(), k.ptr(), v.ptr()) < 0) throw nb::python_error();
+  }
+  return out;
+}
+
+// ---- The generic store ------------------------------------------------------------
+
+class PyKVStore {
+ public:
+  explicit PyKVStore(std::shared_ptr<BaseKVStore> store)
+      : store_(std::move(store)),
+        in_memory_(dynamic_cast<BaseInMemoryKVStore*>(store_.get()) != nullptr) {}
+
+  BaseKVStore& store() const { return *store_; }
+  const std::shared_ptr<BaseKVStore>& shared() const { return store_; }
+  bool in_memory() const { return in_memory_; }
+  // Single operations release the GIL only where they may wait for I/O.
+  bool release_single() const { return !in_memory_; }
+
+  void put(nb::handle key, nb::handle val, nb::handle collection) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    EncodedValue value = encode_value(val.ptr());
+    maybe_without_gil(release_single(), [&] { store_->put_encoded(k.view(), std::move(value), c.view()); });
+  }
+
+  void put_all(nb::handle kv_pairs, nb::handle collection, int batch_size) {
+    check_batch_size(batch_size);  // before anything is read, as LlamaIndex checks first
+    KeyArg c(collection.ptr(), "collection");
+    std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
+    nb::gil_scoped_release no_gil;
+    store_->put_all_encoded(pairs, c.view(), batch_size);
+  }
+
+  nb::object get(nb::handle key, nb::handle collection) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    std::optional<EncodedValue> value =
+        maybe_without_gil(release_single(), [&] { return store_->get_encoded(k.view(), c.view()); });
+    if (!value) return nb::none();
+    return decode_value(value->text());
+  }
+
+  nb::dict get_all(nb::handle collection) {
+    KeyArg c(collection.ptr(), "collection");
+    std::vector<EncodedKeyValue> entries;
+    {
+      nb::gil_scoped_release no_gil;
+      entries = store_->get_all_encoded(c.view());
+    }
+    return entries_to_dict(entries);
+  }
+
+  bool remove(nb::handle key, nb::handle collection) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    return maybe_without_gil(release_single(), [&] { return store_->remove(k.view(), c.view()); });
+  }
+
+  nb::list collections() {
+    std::vector<std::string> names;
+    {
+      nb::gil_scoped_release no_gil;
+      names = store_->collections();
+    }
+    nb::list out;
+    for (const std::string& name : names) out.append(decode_str(name));
+    return out;
+  }
+
+  void flush() {
+    nb::gil_scoped_release no_gil;
+    store_->flush();
+  }
+
+  // ---- Asynchronous twins: each returns an asyncio.Future of `loop` ----
+
+  nb::object aput(nb::handle key, nb::handle val, nb::handle collection, nb::handle loop) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    WriteBatch batch;
+    batch.put(c.view(), k.str(), encode_value(val.ptr()));
+    return bridge(store_->write_async(std::move(batch)), loop, [keep = store_] { return nb::none(); });
+  }
+
+  nb::object aput_all(nb::handle kv_pairs, nb::handle collection, int batch_size, nb::handle loop) {
+    check_batch_size(batch_size);
+    KeyArg c(collection.ptr(), "collection");
+    std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
+    return bridge(store_->put_all_encoded_async(std::move(pairs), c.str(), batch_size), loop,
+                  [keep = store_] { return nb::none(); });
+  }
+
+  nb::object aget(nb::handle key, nb::handle collection, nb::handle loop) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    return bridge(store_->get_encoded_async(k.str(), c.str()), loop,
+                  [keep = store_](std::optional<EncodedValue> value) -> nb::object {
+                    if (!value) return nb::none();
+                    return decode_value(value->text());
+                  });
+  }
+
+  nb::object aget_all(nb::handle collection, nb::handle loop) {
+    KeyArg c(collection.ptr(), "collection");
+    return bridge(store_->get_all_encoded_async(c.str()), loop,
+                  [keep = store_](std::vector<EncodedKeyValue> entries) -> nb::object {
+                    return entries_to_dict(entries);
+                  });
+  }
+
+  nb::object aremove(nb::handle key, nb::handle collection, nb::handle loop) {
+    KeyArg k(key.ptr(), "key");
+    KeyArg c(collection.ptr(), "collection");
+    return bridge(store_->remove_async(k.str(), c.str()), loop,
+                  [keep = store_](bool removed) -> nb::object { return nb::bool_(removed); });
+  }
+
+ private:
+  std::shared_ptr<BaseKVStore> store_;
+  bool in_memory_;
+};
+
+// ---- SimpleKVStore ------------------------------------------------------------------
+
+std::string collection_label(std::string_view name) {
+  std::string out = "'";
+  out.append(name.substr(0, 200));
+  out.append("'");
+  return out;
+}
+
+// LlamaIndex's SimpleKVStore(data): {collection: {key: value}}.
+std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
+  if (!PyDict_Check(data.ptr())) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("from_dict: expected a dict of collections, got ") +
+                                                 Py_TYPE(data.ptr())->tp_name);
+  }
+  auto store = std::make_shared<SimpleKVStore>();
+  nb::object items = nb::steal(PyMapping_Items(data.ptr()));
+  if (!items.is_valid()) throw nb::python_error();
+  for (nb::handle item : items) {
+    check_item(item);
+    PyObject* name = PyTuple_GET_ITEM(item.ptr(), 0);
+    nb::handle collection = PyTuple_GET_ITEM(item.ptr(), 1);
+    KeyArg c(name, "collection name");
+    if (!PyDict_Check(collection.ptr())) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "from_dict: collection " + collection_label(c.view()) + " is not a dict");
+    }
+    std::vector<EncodedKeyValue> pairs;
+    pairs.reserve(static_cast<std::size_t>(PyDict_Size(collection.ptr())));
+    nb::object entries = nb::steal(PyMapping_Items(collection.ptr()));
+    if (!entries.is_valid()) throw nb::python_error();
+    for (nb::handle entry : entries) {
+      check_item(entry);
+      KeyArg k(PyTuple_GET_ITEM(entry.ptr(), 0), "key");
+      nb::handle value = PyTuple_GET_ITEM(entry.ptr(), 1);
+      if (!PyDict_Check(value.ptr())) {
+        throw Error(ErrorCode::kInvalidArgument, "from_dict: value of key " + collection_label(k.view()) +
+                                                     " in collection " + collection_label(c.view()) +
+                                                     " is not a dict");
+      }
+      pairs.emplace_back(k.str(), encode_value(value.ptr()));
+    }
+    if (pairs.empty()) {
+      store->get_all_encoded(c.view());  // creates the (empty) collection, as LlamaIndex keeps it
+    } else {
+      store->put_all_encoded(pairs, c.view(), static_cast<int>(std::min<std::size_t>(pairs.size(), 1 << 30)));
+    }
+  }
+  return store;
+}
+
+std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::string& source) {
+  std::string bytes;
+  if (PyBytes_Check(text.ptr())) {
+    bytes.assign(PyBytes_AS_STRING(text.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(text.ptr())));
+  } else if (PyByteArray_Check(text.ptr())) {
+    bytes.assign(PyByteArray_AS_STRING(text.ptr()),
+                 static_cast<std::size_t>(PyByteArray_GET_SIZE(text.ptr())));
+  } else if (PyUnicode_Check(text.ptr())) {
+    KeyArg k(text.ptr(), "text");  // WTF-8, so lone surrogates survive as in json.loads
+    bytes = k.str();
+  } else {
+    throw nb::type_error("expected str or bytes");
+  }
+  nb::gil_scoped_release no_gil;
+  return std::shared_ptr<SimpleKVStore>(SimpleKVStore::from_json_text(std::move(bytes), source));
+}
+
+class PySimpleKVStore : public PyKVStore {
+ public:
+  explicit PySimpleKVStore(std::shared_ptr<SimpleKVStore> store) : PyKVStore(std::move(store)) {}
+
+  SimpleKVStore& simple() const { return static_cast<SimpleKVStore&>(store()); }
+
+  void persist_local(const std::string& path) {
+    nb::gil_scoped_release no_gil;
+    simple().persist(path);
+  }
+
+  nb::object to_json_text() {
+    std::string text;
+    {
+      nb::gil_scoped_release no_gil;
+      text = simple().to_json_text();
+    }
+    return decode_str(text);  // pure ASCII
+  }
+
+  nb::dict to_dict() {
+    StoreSnapshot snapshot;
+    {
+      nb::gil_scoped_release no_gil;
+      snapshot = simple().snapshot();
+    }
+    nb::dict out;
+    for (const auto& [name, entries] : snapshot) {
+      nb::object k = decode_str(name);
+      nb::dict collection = entries_to_dict(entries);
+      if (PyDict_SetItem(out.ptr(), k.ptr(), collection.ptr()) < 0) throw nb::python_error();
+    }
+    return out;
+  }
+};
+
+std::shared_ptr<SimpleKVStore> adopt_simple(const StoreHandle& handle) {
+  auto simple = std::dynamic_pointer_cast<SimpleKVStore>(handle.store);
+  if (!simple) throw nb::type_error("the handle does not hold a SimpleKVStore");
+  return simple;
+}
+
+// ---- LmdbKVStore --------------------------------------------------------------------
+
+#if KVDEX_PY_WITH_LMDB
+LmdbDurability parse_durability(const std::string& name) {
+  if (name == "full") return LmdbDurability::kFull;
+  if (name == "no_meta_sync") return LmdbDurability::kNoMetaSync;
+  throw Error(ErrorCode::kInvalidArgument,
+              "durability must be 'full' or 'no_meta_sync', got '" + name + "'");
+}
+
+const char* durability_name(LmdbDurability d) {
+  return d == LmdbDurability::kFull ? "full" : "no_meta_sync";
+}
+
+class PyLmdbKVStore : public PyKVStore {
+ public:
+  PyLmdbKVStore(std::shared_ptr<LmdbKVStore> store, LmdbOptions options)
+      : PyKVStore(std::move(store)), options_(options) {}
+
+  LmdbKVStore& lmdb() const { return static_cast<LmdbKVStore&>(store()); }
+  const LmdbOptions& options() const { return options_; }
+
+ private:
+  LmdbOptions options_;
+};
+
+std::shared_ptr<LmdbKVStore> open_lmdb(const std::string& path, const LmdbOptions& options) {
+  nb::gil_scoped_release no_gil;
+  return std::make_shared<LmdbKVStore>(path, options);
+}
+#endif
+
+// ---- Module -------------------------------------------------------------------------
+
+void settle(nb::handle future, bool is_error, nb::handle value) {
+  if (nb::cast<bool>(future.attr("done")())) return;  // cancelled meanwhile
+  future.attr(is_error ? "set_exception" : "set_result")(value);
+}
+
+}  // namespace
+
+nb::handle settle_function() { return g_settle; }
+
+}  // namespace kvdex::python
+
+NB_MODULE(_native, m) {
+  using namespace kvdex;
+  using namespace kvdex::python;
+  m.doc() = "kvdex's C++ stores (use the kvdex package, not this module)";
+  m.attr("__version__") = KVDEX_VERSION_STRING;
+  m.attr("DEFAULT_COLLECTION") = std::string(kDefaultCollection);
+  m.attr("DEFAULT_BATCH_SIZE") = kDefaultBatchSize;
+  register_error_translation(m);
+
+  m.def("_settle", &settle, "future"_a, "is_error"_a, "value"_a.none());
+  g_settle = m.attr("_settle").inc_ref().ptr();
+
+  m.def(
+      "_dumps",
+      [](nb::handle obj) {
+        std::string out;
+        append_json(out, obj.ptr());
+        return decode_str(out);
+      },
+      "obj"_a.none(), "json.dumps(obj) as kvdex writes it (for tests).");
+  m.def(
+      "_loads_canonical",
+      [](const std::string& text) {
+        // Only canonical object text is accepted, as a store holds.
+        return decode_value(EncodedValue::parse(text).text());
+      },
+      "text"_a, "Parses JSON object text as a store reads it back (for tests).");
+
+  nb::class_<StoreHandle>(m, "_StoreHandle", "An opened C++ store, passed to a store class's __init__.");
+
+  nb::class_<PyKVStore>(m, "KVStore", "Any kvdex store (the C++ BaseKVStore).")
+      .def(
+          "__init__",
+          [](PyKVStore* self, nb::handle target, bool create_if_missing, bool read_only) {
+            if (nb::isinstance<StoreHandle>(target)) {
+              new (self) PyKVStore(nb::cast<const StoreHandle&>(target).store);
+              return;
+            }
+            if (!PyUnicode_Check(target.ptr())) throw nb::type_error("uri must be str");
+            KeyArg uri(target.ptr(), "uri");
+            std::unique_ptr<BaseKVStore> store;
+            {
+              nb::gil_scoped_release no_gil;
+              store = kvdex::open(uri.view(), OpenOptions{.create_if_missing = create_if_missing,
+                                                  .read_only = read_only});
+            }
+            new (self) PyKVStore(std::shared_ptr<BaseKVStore>(std::move(store)));
+          },
+          "uri"_a, nb::kw_only(), "create_if_missing"_a = true, "read_only"_a = false)
+      .def_prop_ro("in_memory", &PyKVStore::in_memory)
+      .def("put", &PyKVStore::put, "key"_a, "val"_a, "collection"_a = std::string(kDefaultCollection))
+      .def("put_all", &PyKVStore::put_all, "kv_pairs"_a, "collection"_a = std::string(kDefaultCollection),
+           "batch_size"_a = kDefaultBatchSize)
+      .def("get", &PyKVStore::get, "key"_a, "collection"_a = std::string(kDefaultCollection))
+      .def("get_all", &PyKVStore::get_all, "collection"_a = std::string(kDefaultCollection))
+      .def("delete", &PyKVStore::remove, "key"_a, "collection"_a = std::string(kDefaultCollection))
+      .def("collections", &PyKVStore::collections)
+      .def("flush", &PyKVStore::flush)
+      .def("_aput", &PyKVStore::aput, "key"_a, "val"_a, "collection"_a, "loop"_a)
+      .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a, "collection"_a, "batch_size"_a, "loop"_a)
+      .def("_aget", &PyKVStore::aget, "key"_a, "collection"_a, "loop"_a)
+      .def("_aget_all", &PyKVStore::aget_all, "collection"_a, "loop"_a)
+      .def("_adelete", &PyKVStore::aremove, "key"_a, "collection"_a, "loop"_a);
+
+  nb::class_<PySimpleKVStore, PyKVStore>(m, "SimpleKVStore",
+                                         "LlamaIndex's SimpleKVStore in C++ (in memory, persisted to one JSON file).")
+      .def(
+          "__init__",
+          [](PySimpleKVStore* self, nb::handle data) {
+            if (nb::isinstance<StoreHandle>(data)) {
+              new (self) PySimpleKVStore(adopt_simple(nb::cast<const StoreHandle&>(data)));
+            } else if (data.is_none()) {
+              new (self) PySimpleKVStore(std::make_shared<SimpleKVStore>());
+            } else {
+              new (self) PySimpleKVStore(simple_from_dict(data));
+            }
+          },
+          "data"_a.none() = nb::none())
+      .def("_persist_local", &PySimpleKVStore::persist_local, "persist_path"_a)
+      .def("to_json_text", &PySimpleKVStore::to_json_text,
+           "The persist file's text (what json.dumps writes for to_dict()).")
+      .def("to_dict", &PySimpleKVStore::to_dict)
+      .def("__getstate__", &PySimpleKVStore::to_json_text)
+      .def("__setstate__",
+           [](PySimpleKVStore* self, nb::handle state) {
+             new (self) PySimpleKVStore(simple_from_text(state, "<pickle>"));
+           })
+      .def_static(
+          "_load",
+          [](const std::string& path) {
+            std::unique_ptr<SimpleKVStore> store;
+            {
+              nb::gil_scoped_release no_gil;
+              store = SimpleKVStore::from_persist_path(path);
+            }
+            return StoreHandle{std::shared_ptr<BaseKVStore>(std::move(store))};
+          },
+          "persist_path"_a)
+      .def_static(
+          "_parse",
+          [](nb::handle text, const std::string& source) {
+            return StoreHandle{simple_from_text(text, source)};
+          },
+          "text"_a, "source"_a = "<text>");
+
+#if KVDEX_PY_WITH_LMDB
+  m.attr("HAVE_LMDB") = true;
+  nb::class_<PyLmdbKVStore, PyKVStore>(m, "LmdbKVStore", "The durable embedded store (a directory).")
+      .def(
+          "__init__",
+          [](PyLmdbKVStore* self, const std::string& path, std::size_t map_size,
+             const std::string& durability, unsigned max_collections, unsigned max_readers,
+             bool create_if_missing, bool read_only) {
+            LmdbOptions options{.map_size = map_size,
+                                .durability = parse_durability(durability),
+                                .max_collections = max_collections,
+                                .max_readers = max_readers,
+                                .create_if_missing = create_if_missing,
+                                .read_only = read_only};
+            new (self) PyLmdbKVStore(open_lmdb(path, options), options);
+          },
+          "path"_a, nb::kw_only(), "map_size"_a = LmdbOptions{}.map_size,
+          "durability"_a = "full", "max_collections"_a = LmdbOptions{}.max_collections,
+          "max_readers"_a = LmdbOptions{}.max_readers, "create_if_missing"_a = true,
+          "read_only"_a = false)
+      .def_prop_ro("path", [](const PyLmdbKVStore& s) { return s.lmdb().path(); })
+      .def_prop_ro("read_only", [](const PyLmdbKVStore& s) { return s.lmdb().read_only(); })
+      .def(
+          "_options",
+          [](const PyLmdbKVStore& s) {
+            const LmdbOptions& o = s.options();
+            nb::dict d;
+            d["map_size"] = o.map_size;
+            d["durability"] = durability_name(o.durability);
+            d["max_collections"] = o.max_collections;
+            d["max_readers"] = o.max_readers;
+            d["create_if_missing"] = o.create_if_missing;
+            d["read_only"] = o.read_only;
+            return d;
+          })
+      .def("verify", [](PyLmdbKVStore& s) {
+        nb::gil_scoped_release no_gil;
+        s.lmdb().verify();
+      });
+#else
+  m.attr("HAVE_LMDB") = false;
+#endif
+}

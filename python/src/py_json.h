@@ -1,0 +1,61 @@
+// Python objects <-> kvdex's canonical JSON text, without the json module.
+//
+// Writing walks the PyObjects and produces exactly what json.dumps(obj) writes
+// with its defaults (ensure_ascii, ", " / ": ", float repr, NaN/Infinity, ints of
+// any size, str subclasses as str, tuples as lists, dict keys that are str, int,
+// float, bool or None converted as json.dumps converts them). Whatever json.dumps
+// refuses is refused with json's exception and message (TypeError "Object of type
+// X is not JSON serializable", ValueError "Circular reference detected",
+// RecursionError). Where non-str keys collide after conversion ({1: 'a', '1': 'b'}),
+// the result is what json.loads makes of json.dumps' output: one key, the last
+// value, at the first position.
+//
+// Reading builds dicts, lists, str (WTF-8 decoded with 'surrogatepass'), int (any
+// size), float, bool and None from canonical text with kvdex's own parser.
+//
+// Everything here needs the GIL. Errors are thrown as nanobind::python_error (the
+// Python error is set) or kvdex::Error.
+#ifndef KVDEX_PYTHON_PY_JSON_H_
+#define KVDEX_PYTHON_PY_JSON_H_
+
+#include <string>
+#include <string_view>
+
+#include <nanobind/nanobind.h>
+
+#include "kvdex/value.h"
+
+namespace kvdex::python {
+
+// json.dumps(obj) appended to `out`.
+void append_json(std::string& out, PyObject* obj);
+
+// A dict as an EncodedValue. Anything but a dict (or dict subclass) is
+// Error(kInvalidArgument): a stored value is a JSON object.
+EncodedValue encode_value(PyObject* obj);
+
+// The Python object for canonical JSON text (a new reference).
+nanobind::object decode_value(std::string_view canonical_text);
+
+// A Python str from WTF-8 (keys and collection names read back from a store).
+nanobind::object decode_str(std::string_view wtf8);
+
+// A key or collection name given from Python: must be a str; its WTF-8 bytes
+// (a lone surrogate is kept, as Python's json keeps it). The view stays valid
+// while the str and this object live.
+class KeyArg {
+ public:
+  KeyArg(PyObject* str, const char* what);
+  KeyArg(const KeyArg&) = delete;
+  KeyArg& operator=(const KeyArg&) = delete;
+  std::string_view view() const { return view_; }
+  std::string str() const { return std::string(view_); }
+
+ private:
+  std::string owned_;
+  std::string_view view_;
+};
+
+}  // namespace kvdex::python
+
+#endif  // KVDEX_PYTHON_PY_JSON_H_
