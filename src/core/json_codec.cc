@@ -1,6 +1,7 @@
 #include "core/json_codec.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <clocale>
 #include <cmath>
@@ -11,6 +12,10 @@
 
 #include "kvdex/error.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace kvdex::detail {
 namespace {
 
@@ -18,10 +23,28 @@ constexpr char kHex[] = "0123456789abcdef";
 
 bool is_plain_ascii(unsigned char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; }
 
-// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged.
-// Eight bytes at a time: strings in LlamaIndex nodes are long runs of plain text.
-std::size_t plain_ascii_run(const char* p, const char* end) {
+// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged
+// (0x20..0x7e except '"' and '\\'). This loop is most of a load's CPU time: the
+// strings of LlamaIndex nodes are long runs of plain text. SSE2 is part of x86-64,
+// so it needs no runtime dispatch; elsewhere eight bytes at a time.
+inline std::size_t plain_ascii_run(const char* p, const char* end) {
   const char* start = p;
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
+    const __m128i special =
+        _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
+    p += 16;
+  }
+#else
   constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
   constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
   while (end - p >= 8) {
@@ -37,6 +60,7 @@ std::size_t plain_ascii_run(const char* p, const char* end) {
     if (((below_space | at_or_above_del | is_quote | is_backslash) & kHighs) != 0) break;
     p += 8;
   }
+#endif
   while (p < end && is_plain_ascii(static_cast<unsigned char>(*p))) ++p;
   return static_cast<std::size_t>(p - start);
 }
@@ -109,6 +133,15 @@ int hex_value(char c) {
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Value of a lowercase hex digit, -1 for anything else (canonical escapes are lowercase).
+constexpr auto kLowerHexValue = [] {
+  std::array<int, 256> table{};
+  for (int& v : table) v = -1;
+  for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = c - '0';
+  for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = c - 'a' + 10;
+  return table;
+}();
 
 }  // namespace
 
@@ -413,38 +446,37 @@ class CanonicalChecker {
   }
 
   bool string() {
-    if (at(pos_) != '"') return false;
-    std::size_t i = pos_ + 1;
-    const char* base = text_.data();
+    const char* const base = text_.data();
+    const char* const end = base + text_.size();
+    const char* p = base + pos_;
+    if (p >= end || *p != '"') return false;
+    ++p;
     for (;;) {
-      i += plain_ascii_run(base + i, base + text_.size());
-      const char c = at(i);
-      if (c == '"') {
-        pos_ = i + 1;
+      p += plain_ascii_run(p, end);
+      if (p >= end) return false;
+      if (*p == '"') {
+        pos_ = static_cast<std::size_t>(p + 1 - base);
         return true;
       }
-      if (c != '\\') return false;  // raw control, non-ASCII or end of text
-      const char e = at(i + 1);
-      if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f') {
-        i += 2;
-        continue;
+      if (*p != '\\' || end - p < 2) return false;  // raw control, non-ASCII or end of text
+      const char e = p[1];
+      if (e == 'u') {
+        if (end - p < 6) return false;
+        const int h0 = kLowerHexValue[static_cast<unsigned char>(p[2])];
+        const int h1 = kLowerHexValue[static_cast<unsigned char>(p[3])];
+        const int h2 = kLowerHexValue[static_cast<unsigned char>(p[4])];
+        const int h3 = kLowerHexValue[static_cast<unsigned char>(p[5])];
+        if ((h0 | h1 | h2 | h3) < 0) return false;  // uppercase hex or not hex
+        const unsigned unit = static_cast<unsigned>((h0 << 12) | (h1 << 8) | (h2 << 4) | h3);
+        // json.dumps escapes with \u exactly the units it has no short escape for.
+        if (unit >= 0x20 && unit <= 0x7e) return false;
+        if (unit == '\n' || unit == '\r' || unit == '\t' || unit == '\b' || unit == '\f') return false;
+        p += 6;
+      } else if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f') {
+        p += 2;
+      } else {
+        return false;
       }
-      if (e != 'u') return false;
-      unsigned unit = 0;
-      for (std::size_t k = i + 2; k < i + 6; ++k) {
-        const char h = at(k);
-        if (h >= '0' && h <= '9') {
-          unit = unit * 16 + static_cast<unsigned>(h - '0');
-        } else if (h >= 'a' && h <= 'f') {
-          unit = unit * 16 + static_cast<unsigned>(h - 'a' + 10);
-        } else {
-          return false;  // uppercase hex or not hex
-        }
-      }
-      // json.dumps escapes with \u exactly the units it has no short escape for.
-      if (unit >= 0x20 && unit <= 0x7e) return false;
-      if (unit == '\n' || unit == '\r' || unit == '\t' || unit == '\b' || unit == '\f') return false;
-      i += 6;
     }
   }
 
