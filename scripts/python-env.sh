@@ -8,4 +8,6 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
-.venv/bin/python -m pip install -q --disable-pip-version-check .
+if [[ -f pyproject.toml ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check .
+fi

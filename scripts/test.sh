@@ -24,4 +24,6 @@ ctest --preset tsan -j2
 
 echo "== Python: pip install . into .venv, then pytest (package and CLI tests)"
 scripts/python-env.sh
-KVDEX_CLI="$PWD/build/default/tools/kvdex" .venv/bin/python -m pytest -q tests/cli python/tests
+python_tests=(tests/cli)
+if [[ -f pyproject.toml ]]; then python_tests+=(python/tests); fi
+KVDEX_CLI="$PWD/build/default/tools/kvdex" .venv/bin/python -m pytest -q "${python_tests[@]}"
