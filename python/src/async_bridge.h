@@ -46,9 +46,8 @@ class Pending {
     try {
       nanobind::handle(loop_).attr("call_soon_threadsafe")(settle_function(), nanobind::handle(future_),
                                                            is_error, value);
-    } catch (nanobind::python_error& e) {
-      // The loop is closed: nobody can await the result any more.
-      e.discard_as_unraisable("kvdex: completing an asyncio future");
+    } catch (nanobind::python_error&) {
+      // The loop is closed: nobody can await the result any more; drop it.
     }
     release();
   }

@@ -4,6 +4,8 @@
 #include <new>
 #include <string>
 
+#include <nanobind/stl/string.h>
+
 #include "kvdex/error.h"
 
 namespace nb = nanobind;
@@ -65,6 +67,13 @@ void register_exceptions(nb::dict classes) {
 }
 
 }  // namespace
+
+ErrorCode code_from_name(std::string_view name) {
+  for (ErrorCode code : kCodes) {
+    if (error_code_name(code) == name) return code;
+  }
+  throw nb::value_error(("unknown error code " + std::string(name)).c_str());
+}
 
 void set_python_error(const std::exception_ptr& error) {
   try {
@@ -131,10 +140,7 @@ void register_error_translation(nb::module_& m) {
   m.def(
       "_raise_error",
       [](const std::string& code_name, const std::string& message) {
-        for (ErrorCode code : kCodes) {
-          if (error_code_name(code) == code_name) throw Error(code, message);
-        }
-        throw nb::value_error(("unknown error code " + code_name).c_str());
+        throw Error(code_from_name(code_name), message);
       },
       nb::arg("code"), nb::arg("message"), "Raises kvdex::Error(code, message) from C++ (for tests).");
 }

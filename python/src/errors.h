@@ -8,10 +8,16 @@
 #define KVDEX_PYTHON_ERRORS_H_
 
 #include <exception>
+#include <string_view>
 
 #include <nanobind/nanobind.h>
 
+#include "kvdex/error.h"
+
 namespace kvdex::python {
+
+// The code whose error_code_name() is `name`; nb::value_error if none.
+ErrorCode code_from_name(std::string_view name);
 
 // Installs the nanobind exception translator for kvdex::Error.
 void register_error_translation(nanobind::module_& m);

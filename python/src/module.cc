@@ -14,10 +14,12 @@
 // memory (LMDB I/O, for one). Single in-memory reads and writes keep it: they take
 // well under a microsecond, less than a release and re-acquire would cost under
 // contention.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -405,6 +407,21 @@ NB_MODULE(_native, m) {
       },
       "text"_a, "Parses JSON object text as a store reads it back (for tests).");
 
+  m.def(
+      "_delayed",
+      [](long long result, const std::string& error_code, double seconds, nb::handle loop) {
+        const ErrorCode code = error_code.empty() ? ErrorCode::kInternal : code_from_name(error_code);
+        const bool fail = !error_code.empty();
+        auto future = run_async(default_executor(), [=]() -> long long {
+          std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+          if (fail) throw Error(code, "delayed failure");
+          return result;
+        });
+        return bridge(std::move(future), loop, [](long long v) -> nb::object { return nb::int_(v); });
+      },
+      "result"_a, "error_code"_a, "seconds"_a, "loop"_a,
+      "An asyncio future completed from a kvdex executor thread after `seconds` (for tests).");
+
   nb::class_<StoreHandle>(m, "_StoreHandle", "An opened C++ store, passed to a store class's __init__.");
 
   nb::class_<PyKVStore>(m, "KVStore", "Any kvdex store (the C++ BaseKVStore).")
@@ -427,19 +444,19 @@ NB_MODULE(_native, m) {
           },
           "uri"_a, nb::kw_only(), "create_if_missing"_a = true, "read_only"_a = false)
       .def_prop_ro("in_memory", &PyKVStore::in_memory)
-      .def("put", &PyKVStore::put, "key"_a, "val"_a, "collection"_a = std::string(kDefaultCollection))
-      .def("put_all", &PyKVStore::put_all, "kv_pairs"_a, "collection"_a = std::string(kDefaultCollection),
+      .def("put", &PyKVStore::put, "key"_a.none(), "val"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
+      .def("put_all", &PyKVStore::put_all, "kv_pairs"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
            "batch_size"_a = kDefaultBatchSize)
-      .def("get", &PyKVStore::get, "key"_a, "collection"_a = std::string(kDefaultCollection))
-      .def("get_all", &PyKVStore::get_all, "collection"_a = std::string(kDefaultCollection))
-      .def("delete", &PyKVStore::remove, "key"_a, "collection"_a = std::string(kDefaultCollection))
+      .def("get", &PyKVStore::get, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
+      .def("get_all", &PyKVStore::get_all, "collection"_a.none() = std::string(kDefaultCollection))
+      .def("delete", &PyKVStore::remove, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
       .def("collections", &PyKVStore::collections)
       .def("flush", &PyKVStore::flush)
-      .def("_aput", &PyKVStore::aput, "key"_a, "val"_a, "collection"_a, "loop"_a)
-      .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a, "collection"_a, "batch_size"_a, "loop"_a)
-      .def("_aget", &PyKVStore::aget, "key"_a, "collection"_a, "loop"_a)
-      .def("_aget_all", &PyKVStore::aget_all, "collection"_a, "loop"_a)
-      .def("_adelete", &PyKVStore::aremove, "key"_a, "collection"_a, "loop"_a);
+      .def("_aput", &PyKVStore::aput, "key"_a.none(), "val"_a.none(), "collection"_a.none(), "loop"_a)
+      .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a.none(), "collection"_a.none(), "batch_size"_a, "loop"_a)
+      .def("_aget", &PyKVStore::aget, "key"_a.none(), "collection"_a.none(), "loop"_a)
+      .def("_aget_all", &PyKVStore::aget_all, "collection"_a.none(), "loop"_a)
+      .def("_adelete", &PyKVStore::aremove, "key"_a.none(), "collection"_a.none(), "loop"_a);
 
   nb::class_<PySimpleKVStore, PyKVStore>(m, "SimpleKVStore",
                                          "LlamaIndex's SimpleKVStore in C++ (in memory, persisted to one JSON file).")

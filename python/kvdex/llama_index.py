@@ -1,0 +1,278 @@
+"""kvdex as LlamaIndex's key-value store: drop-in classes.
+
+    # before
+    from llama_index.core.storage.kvstore import SimpleKVStore
+    # after
+    from kvdex.llama_index import SimpleKVStore
+
+``SimpleKVStore`` here *is a* LlamaIndex ``SimpleKVStore`` (so LlamaIndex's
+``isinstance`` checks pass: SimpleDocumentStore / SimpleIndexStore persist it, their
+``to_dict`` accept it, IngestionPipeline reads it) while every method runs in C++;
+it keeps no Python dict of the data.
+
+LlamaIndex builds its own ``SimpleKVStore`` where you give it none
+(``SimpleDocumentStore()``, ``SimpleDocumentStore.from_persist_dir(...)``,
+``StorageContext.from_defaults(...)``, ``StorageContext.from_dict``). For those,
+use the ``SimpleDocumentStore`` / ``SimpleIndexStore`` of this module, or call
+:func:`install` once to make LlamaIndex's docstore and index store build kvdex's
+store everywhere.
+
+Importing this module imports llama-index-core; ``import kvdex`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import fsspec
+from llama_index.core.storage.docstore import simple_docstore as _li_simple_docstore
+from llama_index.core.storage.docstore.simple_docstore import (
+    SimpleDocumentStore as _LlamaSimpleDocumentStore,
+)
+from llama_index.core.storage.index_store import simple_index_store as _li_simple_index_store
+from llama_index.core.storage.index_store.simple_index_store import (
+    SimpleIndexStore as _LlamaSimpleIndexStore,
+)
+from llama_index.core.storage.kvstore.simple_kvstore import SimpleKVStore as _LlamaSimpleKVStore
+from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION
+
+import kvdex
+from kvdex import _stores
+
+__all__ = [
+    "KVStore",
+    "SimpleDocumentStore",
+    "SimpleIndexStore",
+    "SimpleKVStore",
+    "install",
+    "uninstall",
+]
+
+
+class _Delegating(_LlamaSimpleKVStore):
+    """A LlamaIndex SimpleKVStore whose every method runs on a kvdex store.
+
+    ``__init__`` of LlamaIndex's classes is not called on purpose: there is no
+    ``_collections_mappings`` (the data lives in C++ only).
+    """
+
+    _store: Any  # the kvdex store
+
+    @property
+    def kvdex_store(self) -> Any:
+        """The kvdex store underneath (for kvdex-only methods: collections(), flush(), ...)."""
+        return self._store
+
+    def put(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+        self._store.put(key, val, collection)
+
+    async def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> None:
+        await self._store.aput(key, val, collection)
+
+    def put_all(
+        self,
+        kv_pairs: List[Tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self._store.put_all(kv_pairs, collection, batch_size)
+
+    async def aput_all(
+        self,
+        kv_pairs: List[Tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        await self._store.aput_all(kv_pairs, collection, batch_size)
+
+    def get(self, key: str, collection: str = DEFAULT_COLLECTION) -> Optional[dict]:
+        return self._store.get(key, collection)
+
+    async def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> Optional[dict]:
+        return await self._store.aget(key, collection)
+
+    def get_all(self, collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+        return self._store.get_all(collection)
+
+    async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
+        return await self._store.aget_all(collection)
+
+    def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        return self._store.delete(key, collection)
+
+    async def adelete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
+        return await self._store.adelete(key, collection)
+
+    def _get_collection_mapping(self, collection: str) -> Any:
+        raise NotImplementedError(
+            "kvdex keeps no Python mapping per collection; use get_all(collection)"
+        )
+
+    def __getstate__(self) -> dict:
+        return {"kvdex_store": self._store}
+
+    def __setstate__(self, state: dict) -> None:
+        self._store = state["kvdex_store"]
+
+
+class SimpleKVStore(_Delegating):
+    """LlamaIndex's ``SimpleKVStore``, backed by ``kvdex.SimpleKVStore``.
+
+    Same constructor, methods, arguments, defaults and file format; every
+    ``batch_size >= 1`` is accepted (LlamaIndex's accepts only 1). ``get`` returns
+    an independent copy of the stored value; ``get_all`` and ``to_dict`` return
+    independent copies too (LlamaIndex's share the stored dicts).
+    """
+
+    def __init__(self, data: Optional[Dict[str, Dict[str, dict]]] = None) -> None:
+        self._store = kvdex.SimpleKVStore(data)
+
+    def persist(self, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None) -> None:
+        self._store.persist(persist_path, fs)
+
+    @classmethod
+    def from_persist_path(
+        cls, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None
+    ) -> "SimpleKVStore":
+        return cls(_stores._load_simple(persist_path, fs))
+
+    def to_dict(self) -> dict:
+        return self._store.to_dict()
+
+    @classmethod
+    def from_dict(cls, save_dict: dict) -> "SimpleKVStore":
+        return cls(save_dict)
+
+    def __repr__(self) -> str:
+        return f"<kvdex.llama_index.SimpleKVStore collections={self._store.collections()!r}>"
+
+
+class KVStore(_Delegating):
+    """Any kvdex store as a LlamaIndex SimpleKVStore: ``KVStore("lmdb:/var/lib/app/kv")``.
+
+    ``persist`` flushes the store (for ``lmdb:`` there is nothing left to do:
+    every write is already durable); ``persist_path`` and ``fs`` are ignored,
+    since the store lives where its URI says. ``to_dict`` reads every collection.
+    Pickling re-opens the same URI.
+    """
+
+    def __init__(self, uri: Any = "memory:", **options: Any) -> None:
+        if isinstance(uri, str):
+            self._uri: Optional[str] = uri
+            self._options = options
+            self._store = kvdex.open(uri, **options)
+        else:  # an opened kvdex store
+            self._uri, self._options, self._store = None, {}, uri
+
+    def persist(
+        self, persist_path: Optional[str] = None, fs: Optional[fsspec.AbstractFileSystem] = None
+    ) -> None:
+        self._store.flush()
+
+    @classmethod
+    def from_persist_path(
+        cls, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None
+    ) -> "KVStore":
+        """Open the store at ``persist_path`` (a URI or path, local only)."""
+        if fs is not None and _stores._local_path(persist_path, fs) is None:
+            raise kvdex.NotSupportedError("a store opened by URI lives on the local file system")
+        return cls(persist_path)
+
+    def to_dict(self) -> dict:
+        return {name: self._store.get_all(name) for name in self._store.collections()}
+
+    @classmethod
+    def from_dict(cls, save_dict: dict) -> "KVStore":
+        store = cls("memory:")
+        for name, entries in save_dict.items():
+            store.put_all(list(entries.items()), name, batch_size=max(1, len(entries)))
+        return store
+
+    def __getstate__(self) -> dict:
+        if self._uri is None or self._store.in_memory:
+            raise TypeError("only a KVStore opened from a URI of a durable store can be pickled")
+        return {"uri": self._uri, "options": self._options}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["uri"], **state["options"])
+
+    def __repr__(self) -> str:
+        return f"<kvdex.llama_index.KVStore uri={self._uri!r}>"
+
+
+# ---- Document and index stores that build kvdex's store ----------------------------
+
+
+class SimpleDocumentStore(_LlamaSimpleDocumentStore):
+    """LlamaIndex's SimpleDocumentStore on a kvdex SimpleKVStore (also when loaded)."""
+
+    def __init__(
+        self,
+        simple_kvstore: Optional[_LlamaSimpleKVStore] = None,
+        namespace: Optional[str] = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if simple_kvstore is None:
+            simple_kvstore = SimpleKVStore()
+        super().__init__(simple_kvstore, namespace=namespace, batch_size=batch_size)
+
+    @classmethod
+    def from_persist_path(
+        cls,
+        persist_path: str,
+        namespace: Optional[str] = None,
+        fs: Optional[fsspec.AbstractFileSystem] = None,
+    ) -> "SimpleDocumentStore":
+        return cls(SimpleKVStore.from_persist_path(persist_path, fs=fs), namespace)
+
+    @classmethod
+    def from_dict(cls, save_dict: dict, namespace: Optional[str] = None) -> "SimpleDocumentStore":
+        return cls(SimpleKVStore.from_dict(save_dict), namespace)
+
+
+class SimpleIndexStore(_LlamaSimpleIndexStore):
+    """LlamaIndex's SimpleIndexStore on a kvdex SimpleKVStore (also when loaded)."""
+
+    def __init__(self, simple_kvstore: Optional[_LlamaSimpleKVStore] = None) -> None:
+        if simple_kvstore is None:
+            simple_kvstore = SimpleKVStore()
+        super().__init__(simple_kvstore)
+
+    @classmethod
+    def from_persist_path(
+        cls, persist_path: str, fs: Optional[fsspec.AbstractFileSystem] = None
+    ) -> "SimpleIndexStore":
+        return cls(SimpleKVStore.from_persist_path(persist_path, fs=fs))
+
+    @classmethod
+    def from_dict(cls, save_dict: dict) -> "SimpleIndexStore":
+        return cls(SimpleKVStore.from_dict(save_dict))
+
+
+# ---- install(): kvdex wherever LlamaIndex builds a SimpleKVStore itself -------------
+
+_PATCHED_MODULES = (_li_simple_docstore, _li_simple_index_store)
+_originals: Dict[Any, Any] = {}
+
+
+def install() -> None:
+    """Make LlamaIndex's SimpleDocumentStore and SimpleIndexStore build kvdex's
+    SimpleKVStore: ``SimpleDocumentStore()``, ``.from_persist_dir()``,
+    ``.from_dict()`` and so ``StorageContext.from_defaults(...)``,
+    ``StorageContext.from_dict`` and ``load_index_from_storage``.
+
+    It rebinds the name ``SimpleKVStore`` in those two LlamaIndex modules. While
+    installed, their ``to_dict()`` accepts only kvdex stores (LlamaIndex asserts the
+    class). :func:`uninstall` undoes it. Idempotent.
+    """
+    for module in _PATCHED_MODULES:
+        if module not in _originals:
+            _originals[module] = module.SimpleKVStore
+        module.SimpleKVStore = SimpleKVStore
+
+
+def uninstall() -> None:
+    """Undo :func:`install`."""
+    for module, original in list(_originals.items()):
+        module.SimpleKVStore = original
+        del _originals[module]
