@@ -1,0 +1,177 @@
+// LmdbKVStore — the durable embedded store, on LMDB (URI "lmdb:PATH").
+//
+//   kvdex::LmdbKVStore store("/var/lib/app/store");               // a directory
+//   kvdex::LmdbKVStore fast("/tmp/cache", {.durability = kvdex::LmdbDurability::kNoMetaSync});
+//   store.put_all(pairs, "docstore/data", /*batch_size=*/1000);   // one transaction a batch
+//   std::optional<kvdex::Value> v = store.get("node-1", "docstore/data");
+//
+// PATH is a directory holding LMDB's data.mdb and lock.mdb (created, with its parents,
+// when create_if_missing is set). Layout, in short (docs/lmdb.md has the details):
+//   - one named LMDB database per collection, named "kvdex:c:<id>"; a catalogue
+//     database maps collection names (any string, of any length) to ids and lists
+//     them in creation order;
+//   - a value is stored as its EncodedValue text, byte for byte;
+//   - keys of 1 to 480 bytes are LMDB keys as they are; longer keys (and the empty
+//     key) are stored under their first 480 bytes plus a 64-bit hash and a collision
+//     counter, with the full key inside the record. So there is no key length limit.
+// get_all and scan return entries in LMDB key order (byte order for keys of up to
+// 480 bytes), not insertion order.
+//
+// Transactions: write(batch) is one LMDB write transaction, so put_all commits each
+// batch of batch_size pairs atomically; readers, other processes and a crash see a
+// batch whole or not at all. Reads run in read transactions and never wait for
+// writers.
+//
+// Growth: the memory map starts at LmdbOptions::map_size and grows by itself when a
+// write needs more room (and follows growth done by other processes); callers never
+// see LMDB's MDB_MAP_FULL.
+//
+// Several processes may open one store at once: readers see every committed batch,
+// writers are serialized by LMDB's lock. Reader slots left behind by killed
+// processes are cleared when a store opens, before the map grows and at most every
+// reader_check_interval during writes (and on demand: clear_stale_readers()).
+// Within one process, every LmdbKVStore on the same directory shares one LMDB
+// environment (LMDB forbids opening it twice in a process); do not open the store's
+// files by other means in a process that has it open (closing any descriptor of
+// lock.mdb drops the process's locks). A store must not be used in a child after
+// fork(); open it again in the child.
+//
+// Opening does constant work, whatever the store's size: no collection is opened or
+// counted until it is used.
+//
+// Thread safety: every method may be called concurrently from many threads. Readers
+// never block writers; writers of one environment are serialized. Callbacks passed
+// to scan() run inside a read transaction and must not call back into the store.
+// Values returned by get are independent copies.
+//
+// Absence: get of a missing key or collection is std::nullopt; get_all / scan of an
+// unknown collection is empty; remove returns false. Reads never create a collection.
+//
+// Errors (kvdex::Error): kNotFound when the store does not exist and
+// create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
+// a directory, when a process uses more than max_collections collections, or when a
+// batch is too large for one LMDB transaction; kNotSupported for writes to a read-only
+// store, for a store in a newer format, or a directory holding a non-kvdex LMDB
+// environment; kCorruption for malformed stored data; kUnavailable when every LMDB
+// reader slot is taken; kIOError for failing I/O. Messages name the path and, where
+// one is involved, the collection.
+#ifndef KVDEX_LMDB_KVSTORE_H_
+#define KVDEX_LMDB_KVSTORE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvdex/kvstore.h"
+
+namespace kvdex {
+
+namespace detail {
+class LmdbEnv;
+}  // namespace detail
+
+// What a commit promises about power failure (a killed process loses nothing
+// committed in either mode: the data is in the operating system's cache).
+enum class LmdbDurability {
+  // Every commit fsyncs the data and then the meta page before write() returns. A
+  // commit that returned survives a power failure or OS crash.
+  kFull,
+  // Every commit fsyncs the data pages but writes the meta page without syncing it
+  // (LMDB's MDB_NOMETASYNC); the next commit's sync, flush() or closing the store
+  // makes it durable. A power failure or OS crash may therefore roll back the most
+  // recent commit (only that one), but never corrupts the store and never exposes
+  // part of a batch: the store reopens at the previous committed state. About one
+  // fsync a commit instead of two.
+  kNoMetaSync,
+};
+
+// Options of an LmdbKVStore. Designated initializers welcome:
+//   kvdex::LmdbOptions{.map_size = 1 << 30, .durability = kvdex::LmdbDurability::kFull}
+// map_size, max_collections, max_readers and durability belong to the LMDB
+// environment: when a process opens a store it already has open, the first opener's
+// values hold, except that durability only ever gets stronger (kFull wins).
+struct LmdbOptions {
+  // Initial size of the memory map in bytes (address space, not disk space: the file
+  // only grows as data is written). Grows by itself; a store whose map already is
+  // larger keeps its size. LMDB rounds tiny values up to a few pages.
+  std::size_t map_size = std::size_t{64} << 20;
+  LmdbDurability durability = LmdbDurability::kFull;
+  // How many distinct collections one process may use in this store while it is
+  // open (LMDB's maxdbs, minus the catalogue). Every transaction costs a few bytes
+  // per slot, so do not raise it needlessly. Exceeding it is Error(kInvalidArgument).
+  unsigned max_collections = 1024;
+  // Reader slots shared by all processes (LMDB's maxreaders). Each concurrent read
+  // uses one; each open store keeps up to 16 reserved for reuse.
+  unsigned max_readers = 126;
+  // At most how often writes check for reader slots of dead processes.
+  std::chrono::milliseconds reader_check_interval{5000};
+  bool create_if_missing = true;  // false: a missing store is Error(kNotFound)
+  bool read_only = false;         // writes are Error(kNotSupported); no file is created
+};
+
+// Observable state of the store's environment (for tests, tools and monitoring).
+struct LmdbStats {
+  std::size_t map_size = 0;               // current size of this process's memory map
+  std::size_t used_bytes = 0;             // pages in use in the data file, in bytes
+  std::uint64_t last_txn_id = 0;          // id of the last committed write transaction (any process)
+  std::uint64_t map_resizes = 0;          // growths and adoptions of other processes' growth
+  std::uint64_t stale_readers_cleared = 0;  // reader slots of dead processes cleared
+  std::uint64_t catalogue_lookups = 0;    // collection-name lookups done in the catalogue
+  std::size_t collections_open = 0;       // collections this process has opened
+  unsigned max_readers = 0;
+  unsigned max_collections = 0;
+  LmdbDurability durability = LmdbDurability::kFull;
+};
+
+class LmdbKVStore final : public BaseKVStore {
+ public:
+  // Opens (or creates) the store in directory `path`. Throws as listed above.
+  explicit LmdbKVStore(const std::string& path, const LmdbOptions& options = {});
+  ~LmdbKVStore() override;
+
+  void write(const WriteBatch& batch) override;
+  std::optional<EncodedValue> get_encoded(std::string_view key,
+                                          std::string_view collection = kDefaultCollection) override;
+  std::vector<EncodedKeyValue> get_all_encoded(
+      std::string_view collection = kDefaultCollection) override;
+  // Streams the collection from one read transaction (a consistent snapshot) through
+  // an LMDB cursor; the views point into the memory map and die with the call.
+  void scan(std::string_view collection, const ScanVisitor& visit) override;
+  bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override;
+  // O(1): LMDB keeps each database's entry count.
+  std::uint64_t count(std::string_view collection = kDefaultCollection) override;
+  // Collection names in creation order.
+  std::vector<std::string> collections() override;
+  // Syncs data and meta pages to disk (needed only with kNoMetaSync).
+  void flush() override;
+
+  const std::string& path() const noexcept { return path_; }
+  bool read_only() const noexcept { return read_only_; }
+
+  // Clears the reader slots of dead processes now; returns how many were cleared.
+  std::size_t clear_stale_readers();
+
+  // Checks the whole store in one snapshot: the catalogue agrees with the named
+  // databases, every record decodes (long-key records carry the key their LMDB key
+  // was derived from) and every value is canonical JSON object text. Reads
+  // everything: O(size). Throws Error(kCorruption) naming the collection and key.
+  void verify();
+
+  LmdbStats stats();
+
+ private:
+  void check_writable() const;
+
+  std::string path_;
+  bool read_only_;
+  std::shared_ptr<detail::LmdbEnv> env_;
+};
+
+}  // namespace kvdex
+
+#endif  // KVDEX_LMDB_KVSTORE_H_

@@ -1,0 +1,677 @@
+#include "lmdb/lmdb_env.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <utility>
+
+#include "kvdex/error.h"
+
+namespace kvdex::detail {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+constexpr std::size_t kGiB = std::size_t{1} << 30;
+constexpr std::size_t kMaxPooledReadTxns = 16;
+constexpr int kMaxRetries = 64;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::size_t round_up_to_page(std::size_t n) {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const std::size_t p = page > 0 ? static_cast<std::size_t>(page) : 4096;
+  return (n + p - 1) / p * p;
+}
+
+// ---- The per-process registry of open environments -------------------------------
+
+struct RegistryEntry {
+  std::weak_ptr<LmdbEnv> env;
+  const LmdbEnv* raw = nullptr;
+  pid_t pid = 0;
+};
+
+struct Registry {
+  std::mutex mu;
+  std::condition_variable closed;  // an environment finished closing
+  std::map<std::pair<dev_t, ino_t>, RegistryEntry> entries;
+};
+
+Registry& registry() {
+  static Registry* r = new Registry();  // never destroyed: stores may outlive statics
+  return *r;
+}
+
+// Ends a transaction and leaves the gate unless released.
+class TxnGuard {
+ public:
+  TxnGuard(MDB_txn* txn, TxnGate& gate) : txn_(txn), gate_(&gate) {}
+  ~TxnGuard() {
+    if (txn_ != nullptr) mdb_txn_abort(txn_);
+    if (gate_ != nullptr) gate_->leave_shared();
+  }
+  TxnGuard(const TxnGuard&) = delete;
+  TxnGuard& operator=(const TxnGuard&) = delete;
+  MDB_txn* get() const noexcept { return txn_; }
+  // Commits and leaves the gate; throws the translated error.
+  void commit(std::string_view operation, const LmdbErrorContext& context) {
+    const int rc = mdb_txn_commit(txn_);
+    txn_ = nullptr;
+    gate_->leave_shared();
+    gate_ = nullptr;
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, operation, context);
+  }
+
+ private:
+  MDB_txn* txn_;
+  TxnGate* gate_;
+};
+
+}  // namespace
+
+std::string collection_db_name(std::uint64_t id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  do {
+    hex.insert(hex.begin(), kHex[id & 0xf]);
+    id >>= 4;
+  } while (id != 0);
+  return std::string(kCollectionDbPrefix) + hex;
+}
+
+std::string encode_u64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> decode_u64(std::string_view bytes) noexcept {
+  if (bytes.size() != 8) return std::nullopt;
+  std::uint64_t v = 0;
+  for (unsigned char c : bytes) v = (v << 8) | c;
+  return v;
+}
+
+// ---- TxnGate ----------------------------------------------------------------------
+
+void TxnGate::enter_shared() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !exclusive_ && waiting_exclusive_ == 0; });
+  ++shared_;
+}
+
+void TxnGate::leave_shared() {
+  std::lock_guard lock(mu_);
+  if (--shared_ == 0 && waiting_exclusive_ > 0) cv_.notify_all();
+}
+
+void TxnGate::enter_exclusive() {
+  std::unique_lock lock(mu_);
+  ++waiting_exclusive_;
+  cv_.wait(lock, [&] { return !exclusive_ && shared_ == 0; });
+  --waiting_exclusive_;
+  exclusive_ = true;
+}
+
+void TxnGate::leave_exclusive() {
+  {
+    std::lock_guard lock(mu_);
+    exclusive_ = false;
+  }
+  cv_.notify_all();
+}
+
+// ---- ReadTxn ----------------------------------------------------------------------
+
+ReadTxn::ReadTxn(LmdbEnv& env) : env_(env), txn_(env.begin_read()) {}
+
+ReadTxn::~ReadTxn() { env_.end_read(txn_); }
+
+// ---- WriteTxn ---------------------------------------------------------------------
+
+std::optional<MDB_dbi> WriteTxn::collection(std::string_view name, bool create) {
+  if (auto it = opened_.find(std::string(name)); it != opened_.end()) return it->second;
+  if (std::optional<MDB_dbi> dbi = env_.cached(name)) return dbi;
+  const LmdbErrorContext context = env_.context().with_collection(name);
+  if (!may_open_) {
+    throw Error(ErrorCode::kInternal, lmdb_error_subject(context) +
+                                          ": collection not announced to the write transaction");
+  }
+  std::optional<MDB_dbi> catalogue;
+  {
+    std::shared_lock lock(env_.cache_mu_);
+    catalogue = env_.catalogue_dbi_;
+  }
+  if (!catalogue) {
+    throw Error(ErrorCode::kInternal, lmdb_error_subject(context) + ": catalogue is not open");
+  }
+  MDB_dbi dbi = 0;
+  if (std::optional<std::uint64_t> id = env_.lookup_id(txn_, *catalogue, name)) {
+    const int rc = mdb_dbi_open(txn_, collection_db_name(*id).c_str(), 0, &dbi);
+    if (rc == MDB_NOTFOUND) {
+      throw_lmdb_corruption("the catalogue lists the collection but its database " +
+                                collection_db_name(*id) + " is missing",
+                            context);
+    }
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open collection", context);
+  } else {
+    if (!create) return std::nullopt;
+    MDB_val k = as_val(kNextIdKey);
+    MDB_val d;
+    int rc = mdb_get(txn_, *catalogue, &k, &d);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read catalogue", context);
+    const std::optional<std::uint64_t> next =
+        rc == MDB_SUCCESS ? decode_u64(as_view(d)) : std::nullopt;
+    if (!next) throw_lmdb_corruption("the catalogue has no valid next-id record", context);
+    const std::string next_value = encode_u64(*next + 1);
+    d = as_val(next_value);
+    rc = mdb_put(txn_, *catalogue, &k, &d, 0);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
+    const std::string order_key = std::string(kOrderTag) + encode_u64(*next);
+    k = as_val(order_key);
+    d = as_val(name);
+    rc = mdb_put(txn_, *catalogue, &k, &d, 0);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
+    KeyCodec(kNameTag).put(txn_, *catalogue, name, encode_u64(*next), context);
+    rc = mdb_dbi_open(txn_, collection_db_name(*next).c_str(), MDB_CREATE, &dbi);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
+  }
+  opened_.emplace(std::string(name), dbi);
+  return dbi;
+}
+
+// ---- LmdbEnv: opening and closing -------------------------------------------------
+
+std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOptions& options) {
+  if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "lmdb store path is empty");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err != ENOENT) throw_errno(err, "cannot open lmdb store", path);
+    if (options.read_only || !options.create_if_missing) {
+      throw Error(ErrorCode::kNotFound, "lmdb store '" + path + "' does not exist");
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) throw_errno(ec.value(), "cannot create lmdb store directory", path);
+    if (::stat(path.c_str(), &st) != 0) throw_errno(errno, "cannot open lmdb store", path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "lmdb store '" + path +
+                    "' is not a directory (an LMDB store is a directory holding data.mdb and lock.mdb)");
+  }
+  if (options.read_only || !options.create_if_missing) {
+    struct stat data {};
+    const std::string data_file = (std::filesystem::path(path) / "data.mdb").string();
+    if (::stat(data_file.c_str(), &data) != 0) {
+      if (errno == ENOENT) {
+        throw Error(ErrorCode::kNotFound, "lmdb store '" + path + "' does not exist (no data.mdb)");
+      }
+      throw_errno(errno, "cannot open lmdb store", path);
+    }
+  }
+  const std::pair<dev_t, ino_t> key{st.st_dev, st.st_ino};
+
+  std::shared_ptr<LmdbEnv> existing;
+  {
+    Registry& r = registry();
+    std::unique_lock lock(r.mu);
+    for (;;) {
+      auto it = r.entries.find(key);
+      if (it == r.entries.end()) break;
+      if (it->second.pid != ::getpid()) {  // inherited through fork(): not ours to use
+        r.entries.erase(it);
+        break;
+      }
+      existing = it->second.env.lock();
+      if (existing) break;
+      r.closed.wait(lock);  // the last store let go and the environment is closing
+    }
+    if (!existing) {
+      auto* raw = new LmdbEnv(path, options);
+      std::shared_ptr<LmdbEnv> env(raw, [key](LmdbEnv* e) {
+        Registry& reg = registry();
+        {
+          std::lock_guard guard(reg.mu);
+          delete e;
+          auto entry = reg.entries.find(key);
+          if (entry != reg.entries.end() && entry->second.raw == e) reg.entries.erase(entry);
+        }
+        reg.closed.notify_all();
+      });
+      r.entries[key] = RegistryEntry{env, raw, ::getpid()};
+      return env;
+    }
+  }
+  // Outside the registry lock: dropping `existing` may close the environment.
+  if (existing->read_only() && !options.read_only) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "lmdb store '" + path +
+                    "' is already open read-only in this process; close those stores first");
+  }
+  if (options.durability == LmdbDurability::kFull) existing->require_full_durability();
+  return existing;
+}
+
+LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
+    : path_(std::move(path)),
+      read_only_(options.read_only),
+      max_collections_(std::max(1u, options.max_collections)),
+      max_readers_(std::max(1u, options.max_readers)),
+      reader_check_interval_(options.reader_check_interval),
+      full_durability_(options.durability == LmdbDurability::kFull) {
+  int rc = mdb_env_create(&env_);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context());
+  try {
+    rc = mdb_env_set_maxdbs(env_, max_collections_ + 1);  // + the catalogue
+    if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env_, max_readers_);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "configure environment", context());
+    unsigned flags = MDB_NOTLS;
+    if (read_only_) flags |= MDB_RDONLY;
+    if (!full_durability_) flags |= MDB_NOMETASYNC;
+    rc = mdb_env_open(env_, path_.c_str(), flags, 0644);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open", context());
+
+    if (static_cast<std::size_t>(mdb_env_get_maxkeysize(env_)) < kNameTag.size() + kHashedKeySuffix) {
+      throw Error(ErrorCode::kNotSupported,
+                  lmdb_error_subject(context()) + ": this LMDB build's maximum key size (" +
+                      std::to_string(mdb_env_get_maxkeysize(env_)) + ") is below the " +
+                      std::to_string(kNameTag.size() + kHashedKeySuffix) + " bytes kvdex needs");
+    }
+    // An existing store keeps its (larger) persisted size: LMDB adopted it on open.
+    MDB_envinfo info{};
+    mdb_env_info(env_, &info);
+    if (info.me_mapsize < options.map_size) {
+      rc = mdb_env_set_mapsize(env_, round_up_to_page(options.map_size));
+      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "set map size", context());
+    }
+    clear_stale_readers();
+    open_catalogue_at_open();
+  } catch (...) {
+    for (MDB_txn* txn : pool_) mdb_txn_abort(txn);
+    mdb_env_close(env_);
+    throw;
+  }
+}
+
+LmdbEnv::~LmdbEnv() {
+  for (MDB_txn* txn : pool_) mdb_txn_abort(txn);
+  if (!read_only_ && !full_durability_ && !broken_) mdb_env_sync(env_, 1);  // errors cannot be reported here
+  mdb_env_close(env_);
+}
+
+void LmdbEnv::open_catalogue_at_open() {
+  {
+    TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+    MDB_dbi dbi = 0;
+    const int rc = mdb_dbi_open(txn.get(), std::string(kCatalogueName).c_str(), 0, &dbi);
+    if (rc == MDB_SUCCESS) {
+      check_format(txn.get(), dbi);
+      txn.commit("open catalogue", context());  // keeps the handle
+      catalogue_dbi_ = dbi;
+      return;
+    }
+    if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
+    MDB_dbi main = 0;
+    MDB_stat stat{};
+    if (mdb_dbi_open(txn.get(), nullptr, 0, &main) == MDB_SUCCESS &&
+        mdb_stat(txn.get(), main, &stat) == MDB_SUCCESS && stat.ms_entries > 0) {
+      throw Error(ErrorCode::kNotSupported, lmdb_error_subject(context()) +
+                                                ": holds an LMDB environment not written by kvdex");
+    }
+  }
+  if (!read_only_) create_catalogue();
+}
+
+void LmdbEnv::create_catalogue() {
+  MDB_dbi created = 0;
+  write({}, 256, [&](WriteTxn& w) {
+    int rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), 0, &created);
+    if (rc == MDB_SUCCESS) {  // another process created it meanwhile
+      check_format(w.get(), created);
+      return;
+    }
+    if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
+    rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), MDB_CREATE, &created);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
+    const std::string first_id = encode_u64(1);
+    for (const auto& [key, value] : {std::pair{kFormatKey, kFormatVersion},
+                                     std::pair{kNextIdKey, std::string_view(first_id)}}) {
+      MDB_val k = as_val(key);
+      MDB_val d = as_val(value);
+      rc = mdb_put(w.get(), created, &k, &d, 0);
+      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
+    }
+  }, /*opens_handles=*/true);
+  std::unique_lock lock(cache_mu_);
+  catalogue_dbi_ = created;
+}
+
+void LmdbEnv::check_format(MDB_txn* txn, MDB_dbi catalogue_dbi) {
+  MDB_val k = as_val(kFormatKey);
+  MDB_val d;
+  const int rc = mdb_get(txn, catalogue_dbi, &k, &d);
+  if (rc == MDB_NOTFOUND) throw_lmdb_corruption("the catalogue has no format record", context());
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read catalogue", context());
+  if (as_view(d) != kFormatVersion) {
+    throw Error(ErrorCode::kNotSupported,
+                lmdb_error_subject(context()) + ": store format '" + std::string(as_view(d)) +
+                    "' is not supported (this kvdex reads format " + std::string(kFormatVersion) + ")");
+  }
+}
+
+// ---- Transactions -----------------------------------------------------------------
+
+void LmdbEnv::check_usable() const {
+  if (broken_) {
+    throw Error(ErrorCode::kIOError, lmdb_error_subject(context()) +
+                                         ": the memory map could not be resized; reopen the store");
+  }
+}
+
+MDB_txn* LmdbEnv::begin_read() {
+  for (int attempt = 0;; ++attempt) {
+    check_usable();
+    gate_.enter_shared();
+    MDB_txn* txn = nullptr;
+    {
+      std::lock_guard lock(pool_mu_);
+      if (!pool_.empty()) {
+        txn = pool_.back();
+        pool_.pop_back();
+      }
+    }
+    int rc;
+    if (txn != nullptr) {
+      rc = mdb_txn_renew(txn);
+      if (rc != MDB_SUCCESS) {
+        mdb_txn_abort(txn);
+        txn = nullptr;
+      }
+    } else {
+      rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+    }
+    if (rc == MDB_SUCCESS) return txn;
+    gate_.leave_shared();
+    if (rc == MDB_MAP_RESIZED && attempt < kMaxRetries) {
+      adopt_map_size();
+      continue;
+    }
+    if (rc == MDB_READERS_FULL && attempt < 2) {
+      // Free the slots this process keeps for reuse, and those of dead processes.
+      std::vector<MDB_txn*> pooled;
+      {
+        std::lock_guard lock(pool_mu_);
+        pooled.swap(pool_);
+      }
+      for (MDB_txn* t : pooled) mdb_txn_abort(t);
+      if (clear_stale_readers() > 0 || !pooled.empty()) continue;
+    }
+    throw_lmdb_error(rc, "begin read transaction", context());
+  }
+}
+
+void LmdbEnv::end_read(MDB_txn* txn) noexcept {
+  mdb_txn_reset(txn);
+  bool pooled = false;
+  {
+    std::lock_guard lock(pool_mu_);
+    if (pool_.size() < std::min<std::size_t>(kMaxPooledReadTxns, max_readers_ / 4)) {
+      pool_.push_back(txn);
+      pooled = true;
+    }
+  }
+  if (!pooled) mdb_txn_abort(txn);
+  gate_.leave_shared();
+}
+
+MDB_txn* LmdbEnv::begin_unpooled(unsigned flags, std::string_view operation) {
+  for (int attempt = 0;; ++attempt) {
+    check_usable();
+    gate_.enter_shared();
+    MDB_txn* txn = nullptr;
+    const int rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+    if (rc == MDB_SUCCESS) return txn;
+    gate_.leave_shared();
+    if (rc == MDB_MAP_RESIZED && attempt < kMaxRetries) {
+      adopt_map_size();
+      continue;
+    }
+    if (rc == MDB_READERS_FULL && attempt == 0 && clear_stale_readers() > 0) continue;
+    throw_lmdb_error(rc, operation, context());
+  }
+}
+
+void LmdbEnv::adopt_map_size() {
+  gate_.enter_exclusive();
+  const int rc = mdb_env_set_mapsize(env_, 0);  // the size another process persisted
+  if (rc != MDB_SUCCESS) broken_ = true;
+  gate_.leave_exclusive();
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "adopt the map size grown by another process", context());
+  ++map_resizes_;
+}
+
+void LmdbEnv::grow_map(std::size_t needed) {
+  clear_stale_readers();  // dead readers pin pages that could otherwise be reused
+  gate_.enter_exclusive();
+  MDB_envinfo info{};
+  mdb_env_info(env_, &info);
+  const std::size_t current = info.me_mapsize;
+  const std::size_t step = std::clamp(current, kMiB, kGiB);
+  const std::size_t wanted = round_up_to_page(current + std::max(step, 2 * needed));
+  const int rc = mdb_env_set_mapsize(env_, wanted);
+  if (rc != MDB_SUCCESS) broken_ = true;
+  gate_.leave_exclusive();
+  if (rc != MDB_SUCCESS) {
+    throw_lmdb_error(rc, "grow the memory map to " + std::to_string(wanted) + " bytes", context());
+  }
+  ++map_resizes_;
+}
+
+void LmdbEnv::write(std::span<const std::string> collections, std::size_t size_hint,
+                    const std::function<void(WriteTxn&)>& fn, bool opens_handles) {
+  if (read_only_) {
+    throw Error(ErrorCode::kNotSupported, lmdb_error_subject(context()) + " was opened read-only");
+  }
+  std::lock_guard writer(writer_mu_);
+  maybe_check_readers();
+  bool may_open = opens_handles;
+  for (const std::string& name : collections) {
+    if (!cached(name)) may_open = true;
+  }
+  for (int attempt = 0;; ++attempt) {
+    check_usable();
+    std::unique_lock<std::mutex> dbi_lock(dbi_open_mu_, std::defer_lock);
+    if (may_open) dbi_lock.lock();
+    gate_.enter_shared();
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc == MDB_MAP_RESIZED && attempt < kMaxRetries) {
+      gate_.leave_shared();
+      if (dbi_lock.owns_lock()) dbi_lock.unlock();
+      adopt_map_size();
+      continue;
+    }
+    if (rc != MDB_SUCCESS) {
+      gate_.leave_shared();
+      throw_lmdb_error(rc, "begin write transaction", context());
+    }
+    WriteTxn w(*this, txn, may_open);
+    bool map_full = false;
+    try {
+      fn(w);
+    } catch (const LmdbMapFull&) {
+      map_full = true;
+    } catch (...) {
+      mdb_txn_abort(txn);
+      gate_.leave_shared();
+      throw;
+    }
+    if (map_full) {
+      mdb_txn_abort(txn);
+    } else {
+      rc = mdb_txn_commit(txn);  // frees txn, whatever the outcome
+      if (rc == MDB_SUCCESS) {
+        if (!w.opened_.empty()) {
+          std::unique_lock lock(cache_mu_);
+          for (auto& [name, dbi] : w.opened_) dbis_.insert_or_assign(name, dbi);
+        }
+        gate_.leave_shared();
+        return;
+      }
+      if (rc != MDB_MAP_FULL) {
+        gate_.leave_shared();
+        throw_lmdb_error(rc, "commit", context());
+      }
+    }
+    gate_.leave_shared();
+    if (dbi_lock.owns_lock()) dbi_lock.unlock();
+    if (attempt >= kMaxRetries) {
+      throw Error(ErrorCode::kIOError, lmdb_error_subject(context()) + ": no room for the batch after " +
+                                           std::to_string(kMaxRetries) + " map growths");
+    }
+    grow_map(size_hint);
+  }
+}
+
+// ---- Collections ------------------------------------------------------------------
+
+std::optional<MDB_dbi> LmdbEnv::cached(std::string_view name) {
+  std::shared_lock lock(cache_mu_);
+  // Heterogeneous lookup needs C++20 transparent hashing; collection names are short
+  // in practice, and this is only reached on the hot path once per operation.
+  auto it = dbis_.find(std::string(name));
+  if (it == dbis_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
+                                                std::string_view name) {
+  ++catalogue_lookups_;
+  const LmdbErrorContext context = this->context().with_collection(name);
+  std::optional<std::string_view> payload = KeyCodec(kNameTag).get(txn, catalogue_dbi, name, context);
+  if (!payload) return std::nullopt;
+  std::optional<std::uint64_t> id = decode_u64(*payload);
+  if (!id) throw_lmdb_corruption("malformed catalogue entry", context);
+  return id;
+}
+
+std::optional<MDB_dbi> LmdbEnv::catalogue() {
+  {
+    std::shared_lock lock(cache_mu_);
+    if (catalogue_dbi_) return catalogue_dbi_;
+  }
+  std::lock_guard open_lock(dbi_open_mu_);
+  {
+    std::shared_lock lock(cache_mu_);
+    if (catalogue_dbi_) return catalogue_dbi_;
+  }
+  // Only a read-only environment gets here: the store had no catalogue at open.
+  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn.get(), std::string(kCatalogueName).c_str(), 0, &dbi);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open catalogue", context());
+  check_format(txn.get(), dbi);
+  txn.commit("open catalogue", context());
+  std::unique_lock lock(cache_mu_);
+  catalogue_dbi_ = dbi;
+  return dbi;
+}
+
+std::optional<MDB_dbi> LmdbEnv::find_collection(std::string_view name) {
+  if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
+  const std::optional<MDB_dbi> catalogue_dbi = catalogue();
+  if (!catalogue_dbi) return std::nullopt;
+  std::lock_guard open_lock(dbi_open_mu_);
+  if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
+  const LmdbErrorContext context = this->context().with_collection(name);
+  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+  const std::optional<std::uint64_t> id = lookup_id(txn.get(), *catalogue_dbi, name);
+  if (!id) return std::nullopt;
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn.get(), collection_db_name(*id).c_str(), 0, &dbi);
+  if (rc == MDB_NOTFOUND) {
+    throw_lmdb_corruption("the catalogue lists the collection but its database " +
+                              collection_db_name(*id) + " is missing",
+                          context);
+  }
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open collection", context);
+  txn.commit("open collection", context);  // the handle is usable by later transactions
+  std::unique_lock lock(cache_mu_);
+  dbis_.insert_or_assign(std::string(name), dbi);
+  return dbi;
+}
+
+// ---- Maintenance ------------------------------------------------------------------
+
+void LmdbEnv::sync() {
+  if (read_only_) return;
+  check_usable();
+  const int rc = mdb_env_sync(env_, 1);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "sync", context());
+}
+
+std::size_t LmdbEnv::clear_stale_readers() {
+  int dead = 0;
+  const int rc = mdb_reader_check(env_, &dead);
+  last_reader_check_ns_ = now_ns();
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "check reader slots", context());
+  stale_readers_cleared_ += static_cast<std::uint64_t>(dead);
+  return static_cast<std::size_t>(dead);
+}
+
+void LmdbEnv::maybe_check_readers() {
+  const std::int64_t interval =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(reader_check_interval_).count();
+  if (now_ns() - last_reader_check_ns_.load() >= interval) clear_stale_readers();
+}
+
+void LmdbEnv::require_full_durability() {
+  std::lock_guard writer(writer_mu_);  // not in the middle of a commit
+  if (full_durability_) return;
+  const int rc = mdb_env_set_flags(env_, MDB_NOMETASYNC, 0);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "set durability", context());
+  full_durability_ = true;
+}
+
+LmdbStats LmdbEnv::stats() {
+  LmdbStats out;
+  check_usable();
+  gate_.enter_shared();  // mdb_env_info reads the meta pages, inside the map
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  const int rc1 = mdb_env_info(env_, &info);
+  const int rc2 = mdb_env_stat(env_, &stat);
+  gate_.leave_shared();
+  if (rc1 != MDB_SUCCESS) throw_lmdb_error(rc1, "read environment info", context());
+  if (rc2 != MDB_SUCCESS) throw_lmdb_error(rc2, "read environment info", context());
+  out.map_size = info.me_mapsize;
+  out.used_bytes = (info.me_last_pgno + 1) * std::size_t{stat.ms_psize};
+  out.last_txn_id = info.me_last_txnid;
+  out.map_resizes = map_resizes_;
+  out.stale_readers_cleared = stale_readers_cleared_;
+  out.catalogue_lookups = catalogue_lookups_;
+  {
+    std::shared_lock lock(cache_mu_);
+    out.collections_open = dbis_.size();
+  }
+  out.max_readers = max_readers_;
+  out.max_collections = max_collections_;
+  out.durability = full_durability_ ? LmdbDurability::kFull : LmdbDurability::kNoMetaSync;
+  return out;
+}
+
+}  // namespace kvdex::detail

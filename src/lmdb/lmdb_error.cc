@@ -1,0 +1,96 @@
+#include "lmdb/lmdb_error.h"
+
+#include <lmdb.h>
+
+#include <cerrno>
+
+namespace kvdex::detail {
+namespace {
+
+// Collection names may be megabytes long; messages show the start.
+std::string shorten(std::string_view name) {
+  constexpr std::size_t kShown = 120;
+  if (name.size() <= kShown) return std::string(name);
+  return std::string(name.substr(0, kShown)) + "...(" + std::to_string(name.size()) + " bytes)";
+}
+
+}  // namespace
+
+std::string lmdb_error_subject(const LmdbErrorContext& context) {
+  std::string out = "lmdb store '" + std::string(context.path) + "'";
+  if (context.has_collection) out += ", collection '" + shorten(context.collection) + "'";
+  return out;
+}
+
+void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext& context) {
+  ErrorCode code = ErrorCode::kIOError;
+  std::string hint;
+  switch (rc) {
+    case MDB_NOTFOUND:
+      code = ErrorCode::kNotFound;
+      break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+      code = ErrorCode::kCorruption;
+      break;
+    case MDB_INCOMPATIBLE:
+      code = ErrorCode::kCorruption;
+      hint = " (a database name clashes with data of another kind)";
+      break;
+    case MDB_VERSION_MISMATCH:
+      code = ErrorCode::kNotSupported;
+      hint = " (the store was written by an incompatible LMDB version)";
+      break;
+    case MDB_DBS_FULL:
+      code = ErrorCode::kInvalidArgument;
+      hint = " (this process already uses LmdbOptions::max_collections = " +
+             std::to_string(context.max_collections) +
+             " collections of this store; open it with a larger max_collections)";
+      break;
+    case MDB_TXN_FULL:
+      code = ErrorCode::kInvalidArgument;
+      hint = " (the batch is too large for one LMDB transaction; use a smaller batch_size)";
+      break;
+    case MDB_BAD_VALSIZE:
+      code = ErrorCode::kInvalidArgument;
+      hint = " (LMDB stores values of at most 4 GiB)";
+      break;
+    case MDB_READERS_FULL:
+      code = ErrorCode::kUnavailable;
+      hint = " (every reader slot is in use by live readers; raise LmdbOptions::max_readers)";
+      break;
+    case MDB_MAP_FULL:
+      throw LmdbMapFull(lmdb_error_subject(context) + ": " + std::string(operation) + ": " +
+                        mdb_strerror(rc));
+    case MDB_PANIC:
+      code = ErrorCode::kIOError;
+      hint = " (LMDB hit a fatal error; close and reopen the store)";
+      break;
+    case MDB_KEYEXIST:
+    case MDB_TLS_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+    case MDB_MAP_RESIZED:
+    case MDB_BAD_RSLOT:
+    case MDB_BAD_TXN:
+    case MDB_BAD_DBI:
+    case EINVAL:
+      code = ErrorCode::kInternal;
+      break;
+    case ENOENT:
+      code = ErrorCode::kNotFound;
+      break;
+    default:
+      code = ErrorCode::kIOError;  // EIO, ENOSPC, EACCES, EROFS, ENOMEM, ...
+      break;
+  }
+  throw Error(code, lmdb_error_subject(context) + ": " + std::string(operation) + ": " +
+                        mdb_strerror(rc) + hint);
+}
+
+void throw_lmdb_corruption(std::string_view what, const LmdbErrorContext& context) {
+  throw Error(ErrorCode::kCorruption, lmdb_error_subject(context) + ": " + std::string(what));
+}
+
+}  // namespace kvdex::detail
