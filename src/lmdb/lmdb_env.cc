@@ -278,6 +278,14 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
     rc = mdb_env_set_maxdbs(env_, max_collections_ + 1);  // + the catalogue
     if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env_, max_readers_);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "configure environment", context());
+    // A new store starts at the requested size (LMDB's own default is 1 MiB); an
+    // existing one keeps its persisted size, which LMDB adopts when no size is set.
+    struct stat data {};
+    const std::string data_file = (std::filesystem::path(path_) / "data.mdb").string();
+    if (::stat(data_file.c_str(), &data) != 0 || data.st_size == 0) {
+      rc = mdb_env_set_mapsize(env_, round_up_to_page(options.map_size));
+      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "set map size", context());
+    }
     unsigned flags = MDB_NOTLS;
     if (read_only_) flags |= MDB_RDONLY;
     if (!full_durability_) flags |= MDB_NOMETASYNC;

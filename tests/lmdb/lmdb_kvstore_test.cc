@@ -1,1 +1,448 @@
+// LmdbKVStore beyond the conformance suite: persistence, layout limits, growth,
+// options, errors and the constant-time open.
+#include "kvdex/lmdb_kvstore.h"
+
 #include <gtest/gtest.h>
+#include <lmdb.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "kvdex/kvdex.h"
+#include "test_util.h"
+
+namespace kvdex::testing {
+namespace {
+
+Value padded(int i, std::size_t bytes) { return Value{{"i", i}, {"pad", std::string(bytes, 'x')}}; }
+
+// Collection names that must all work, including ones that look like the store's
+// internal database names.
+std::vector<std::string> unusual_collection_names() {
+  return {"docstore/data", "", "/", "a/b/c", "\xc3\xa9\xe6\x97\xa5\xe6\x9c\xac",
+          std::string(5000, 'x'), std::string(5000, 'x') + "2", std::string("nul\0in", 6),
+          "kvdex:catalogue", "kvdex:c:1", std::string(511, 'z'), "data"};
+}
+
+TEST(LmdbKVStore, PersistsAcrossReopen) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  const std::vector<std::string> names = unusual_collection_names();
+  {
+    LmdbKVStore store(path);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      store.put("k" + std::to_string(i), {{"c", i}}, names[i]);
+      store.put(std::string(3000, 'L') + std::to_string(i), {{"long", i}}, names[i]);
+    }
+    store.put("", {{"empty", true}});
+  }
+  LmdbKVStore store(path);
+  EXPECT_EQ(store.collections(), names) << "creation order is kept";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(store.get("k" + std::to_string(i), names[i]), (Value{{"c", i}})) << i;
+    EXPECT_EQ(store.get(std::string(3000, 'L') + std::to_string(i), names[i]), (Value{{"long", i}}));
+  }
+  EXPECT_EQ(store.get(""), (Value{{"empty", true}}));
+  EXPECT_EQ(store.count("data"), 3u);
+  store.verify();
+}
+
+TEST(LmdbKVStore, CollectionsAreListedInCreationOrderAndReadsCreateNothing) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"));
+  EXPECT_TRUE(store.collections().empty());
+  EXPECT_FALSE(store.get("k", "read/only").has_value());
+  EXPECT_FALSE(store.remove("k", "deleted/from"));
+  EXPECT_TRUE(store.get_all("listed").empty());
+  EXPECT_EQ(store.count("counted"), 0u);
+  for (const char* name : {"zeta", "alpha", "mid", "alpha"}) store.put("k", {{"v", 1}}, name);
+  WriteBatch batch;
+  batch.remove("removed/only", "k");  // a remove alone creates nothing
+  batch.put("batch/b", "k", EncodedValue::encode({{"v", 2}}));
+  batch.put("batch/a", "k", EncodedValue::encode({{"v", 3}}));
+  store.write(batch);
+  EXPECT_EQ(store.collections(), (std::vector<std::string>{"zeta", "alpha", "mid", "batch/b", "batch/a"}));
+}
+
+TEST(LmdbKVStore, GetAllIsInKeyByteOrder) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"));
+  for (const char* key : {"b", "a", "c", "aa"}) store.put(key, {{"k", key}});
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : store.get_all()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "aa", "b", "c"}));
+}
+
+TEST(LmdbKVStore, LongKeysWorkAtEveryLength) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"));
+  std::vector<std::string> keys;
+  for (std::size_t n : {1u, 479u, 480u, 481u, 500u, 511u, 512u, 4096u, 1u << 20}) {
+    keys.push_back(std::string(n, 'k'));
+    keys.push_back(std::string(n, 'k') + "!");  // shares a prefix with the previous one
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) store.put(keys[i], {{"i", i}}, "long");
+  EXPECT_EQ(store.count("long"), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(store.get(keys[i], "long"), (Value{{"i", i}}));
+  std::set<std::string> scanned;
+  store.scan("long", [&](std::string_view key, std::string_view) { scanned.emplace(key); });
+  EXPECT_EQ(scanned, std::set<std::string>(keys.begin(), keys.end()));
+  for (std::size_t i = 0; i < keys.size(); i += 2) EXPECT_TRUE(store.remove(keys[i], "long"));
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(store.get(keys[i], "long").has_value(), i % 2 == 1) << "key of " << keys[i].size();
+  }
+  store.put(keys[1], {{"over", "written"}}, "long");
+  EXPECT_EQ(store.get(keys[1], "long"), (Value{{"over", "written"}}));
+  EXPECT_EQ(store.count("long"), keys.size() / 2);
+  store.verify();
+}
+
+TEST(LmdbKVStore, OpensThroughUris) {
+  TempDir dir;
+  const std::vector<std::string> schemes = registered_schemes();
+  EXPECT_NE(std::find(schemes.begin(), schemes.end(), "lmdb"), schemes.end());
+  {
+    std::unique_ptr<BaseKVStore> store = kvdex::open("lmdb:" + dir.file("store"));
+    ASSERT_NE(dynamic_cast<LmdbKVStore*>(store.get()), nullptr);
+    store->put("k", {{"v", 1}});
+  }
+  std::unique_ptr<BaseKVStore> bare = kvdex::open(dir.file("store"));  // a bare path is lmdb:
+  ASSERT_NE(dynamic_cast<LmdbKVStore*>(bare.get()), nullptr);
+  EXPECT_EQ(bare->get("k"), (Value{{"v", 1}}));
+  bare.reset();
+  std::unique_ptr<BaseKVStore> ro = kvdex::open("lmdb:" + dir.file("store"), {.read_only = true});
+  EXPECT_EQ(ro->get("k"), (Value{{"v", 1}}));
+  KVDEX_EXPECT_ERROR(ro->put("k", {{"v", 2}}), ErrorCode::kNotSupported);
+  KVDEX_EXPECT_ERROR(kvdex::open("lmdb:" + dir.file("missing"), {.create_if_missing = false}),
+                     ErrorCode::kNotFound);
+}
+
+TEST(LmdbKVStore, MissingStoresAreNotFoundUnlessCreated) {
+  TempDir dir;
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("a"), {.create_if_missing = false}), ErrorCode::kNotFound);
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("b"), {.read_only = true}), ErrorCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("b")));
+  std::filesystem::create_directories(dir.file("empty-dir"));
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("empty-dir"), {.create_if_missing = false}), ErrorCode::kNotFound);
+  LmdbKVStore created(dir.file("deep/er/store"));  // parents are created
+  EXPECT_TRUE(std::filesystem::exists(dir.file("deep/er/store/data.mdb")));
+}
+
+TEST(LmdbKVStore, ReadOnlyStoreReadsAndRefusesWrites) {
+  TempDir dir;
+  { LmdbKVStore(dir.file("store")).put("k", {{"v", 1}}, "c"); }
+  LmdbKVStore store(dir.file("store"), {.read_only = true});
+  EXPECT_EQ(store.get("k", "c"), (Value{{"v", 1}}));
+  EXPECT_EQ(store.collections(), (std::vector<std::string>{"c"}));
+  KVDEX_EXPECT_ERROR(store.put("k", {{"v", 2}}, "c"), ErrorCode::kNotSupported);
+  KVDEX_EXPECT_ERROR(store.remove("k", "c"), ErrorCode::kNotSupported);
+  KVDEX_EXPECT_ERROR(store.write(WriteBatch{}), ErrorCode::kNotSupported);
+  store.flush();  // nothing to sync
+  store.verify();
+  // The environment is open read-only in this process: a writable store cannot share it.
+  try {
+    LmdbKVStore writable(dir.file("store"));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LmdbKVStore, ErrorsNameThePath) {
+  TempDir dir;
+  write_file_bytes(dir.file("a-file"), "not a directory");
+  try {
+    LmdbKVStore store(dir.file("a-file"));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(dir.file("a-file")), std::string::npos) << e.what();
+  }
+  std::filesystem::create_directories(dir.file("garbage"));
+  write_file_bytes(dir.file("garbage/data.mdb"), std::string(16384, 'g'));
+  try {
+    LmdbKVStore store(dir.file("garbage"));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.file("garbage")), std::string::npos) << e.what();
+  }
+  KVDEX_EXPECT_ERROR(LmdbKVStore(""), ErrorCode::kInvalidArgument);
+}
+
+// Opens `path` with raw LMDB (no kvdex store may have it open in this process).
+class RawEnv {
+ public:
+  explicit RawEnv(const std::string& path) {
+    EXPECT_EQ(mdb_env_create(&env_), 0);
+    EXPECT_EQ(mdb_env_set_maxdbs(env_, 8), 0);
+    EXPECT_EQ(mdb_env_open(env_, path.c_str(), 0, 0644), 0);
+    EXPECT_EQ(mdb_txn_begin(env_, nullptr, 0, &txn_), 0);
+  }
+  ~RawEnv() {
+    if (txn_ != nullptr) mdb_txn_abort(txn_);
+    mdb_env_close(env_);
+  }
+  void put(const char* db, std::string key, std::string value) {
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn_, db, db ? 0 : 0, &dbi), 0);
+    MDB_val k{key.size(), key.data()};
+    MDB_val d{value.size(), value.data()};
+    ASSERT_EQ(mdb_put(txn_, dbi, &k, &d, 0), 0);
+  }
+  void commit() {
+    EXPECT_EQ(mdb_txn_commit(txn_), 0);
+    txn_ = nullptr;
+  }
+
+ private:
+  MDB_env* env_ = nullptr;
+  MDB_txn* txn_ = nullptr;
+};
+
+TEST(LmdbKVStore, ForeignLmdbEnvironmentIsNotSupported) {
+  TempDir dir;
+  {
+    RawEnv raw(dir.path());
+    raw.put(nullptr, "someone", "else's data");
+    raw.commit();
+  }
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.path()), ErrorCode::kNotSupported);
+}
+
+TEST(LmdbKVStore, NewerFormatIsNotSupported) {
+  TempDir dir;
+  { LmdbKVStore store(dir.path()); }
+  {
+    RawEnv raw(dir.path());
+    raw.put("kvdex:catalogue", "mformat", "99");
+    raw.commit();
+  }
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.path()), ErrorCode::kNotSupported);
+}
+
+TEST(LmdbKVStore, CorruptValuesAreCorruptionNamingPathAndCollection) {
+  TempDir dir;
+  {
+    LmdbKVStore store(dir.path());
+    store.put("good", {{"v", 1}}, "docstore/data");
+    store.put("bad", {{"v", 2}}, "docstore/data");
+    store.verify();
+  }
+  {
+    RawEnv raw(dir.path());
+    raw.put("kvdex:c:1", "bad", "this is not JSON");
+    raw.commit();
+  }
+  LmdbKVStore store(dir.path());
+  EXPECT_EQ(store.get("good", "docstore/data"), (Value{{"v", 1}}));
+  try {
+    store.get("bad", "docstore/data");
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find(dir.path()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("docstore/data"), std::string::npos) << e.what();
+  }
+  KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+}
+
+TEST(LmdbKVStore, VerifyDetectsCatalogueDisagreement) {
+  TempDir dir;
+  { LmdbKVStore(dir.path()).put("k", {{"v", 1}}, "c"); }
+  {
+    RawEnv raw(dir.path());
+    raw.put("kvdex:catalogue", std::string("o\0\0\0\0\0\0\0\x07", 9), "ghost");
+    raw.commit();
+  }
+  LmdbKVStore store(dir.path());
+  KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+}
+
+TEST(LmdbKVStore, MapGrowsFromATinyInitialSize) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  std::size_t total = 0;
+  {
+    LmdbKVStore store(path, {.map_size = 64 << 10});
+    const std::size_t initial = store.stats().map_size;
+    EXPECT_LT(initial, std::size_t{1} << 20);
+    // A single value several times the initial map, then many batches.
+    store.put("huge", padded(-1, 3 << 20), "big");
+    total += 3 << 20;
+    for (int b = 0; b < 20; ++b) {
+      std::vector<KeyValue> pairs;
+      for (int i = 0; i < 50; ++i) pairs.emplace_back("k" + std::to_string(b * 50 + i), padded(i, 2000));
+      store.put_all(pairs, "many", 50);
+      total += 50 * 2000;
+    }
+    const LmdbStats stats = store.stats();
+    EXPECT_GT(stats.map_resizes, 0u);
+    EXPECT_GE(stats.map_size, total);
+    EXPECT_GE(stats.map_size, stats.used_bytes);
+    EXPECT_EQ(store.count("many"), 1000u);
+  }
+  // Reopened with the same tiny option, the store keeps (and reads) its grown map.
+  LmdbKVStore store(path, {.map_size = 64 << 10});
+  EXPECT_GE(store.stats().map_size, total);
+  EXPECT_EQ(store.get("huge", "big"), padded(-1, 3 << 20));
+  EXPECT_EQ(store.get("k999", "many"), padded(49, 2000));
+  store.put("after", {{"v", 1}}, "many");
+  store.verify();
+}
+
+TEST(LmdbKVStore, PutAllCommitsOneTransactionPerBatch) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"));
+  store.put("first", {{"v", 0}});  // creates the collection
+  std::vector<KeyValue> pairs;
+  for (int i = 0; i < 10; ++i) pairs.emplace_back("k" + std::to_string(i), Value{{"i", i}});
+  const std::uint64_t before = store.stats().last_txn_id;
+  store.put_all(pairs, "data", 3);  // 3 + 3 + 3 + 1
+  EXPECT_EQ(store.stats().last_txn_id, before + 4);
+  store.put_all(pairs, "data", 100);
+  EXPECT_EQ(store.stats().last_txn_id, before + 5);
+  EXPECT_FALSE(store.remove("absent"));  // a remove that changes nothing commits nothing new
+  EXPECT_FALSE(store.remove("absent", "no/such/collection"));
+  EXPECT_EQ(store.stats().last_txn_id, before + 5);
+}
+
+TEST(LmdbKVStore, AFailingBatchLeavesNothingBehind) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"), {.max_collections = 2});
+  WriteBatch batch;
+  batch.put("one", "k", EncodedValue::encode({{"v", 1}}));
+  batch.put("two", "k", EncodedValue::encode({{"v", 2}}));
+  batch.put("three", "k", EncodedValue::encode({{"v", 3}}));  // one collection too many
+  try {
+    store.write(batch);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("max_collections = 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("three"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(store.collections().empty());
+  EXPECT_FALSE(store.get("k", "one").has_value());
+  store.put("k", {{"v", 1}}, "one");
+  store.put("k", {{"v", 2}}, "two");
+  EXPECT_EQ(store.collections(), (std::vector<std::string>{"one", "two"}));
+  store.verify();
+}
+
+// Opening does no work proportional to the store's size. Observable two ways:
+//   - stats(): opening reads no catalogue entry and opens no collection, however
+//     many there are (the counters are the same for a store of 1 and of 300
+//     collections);
+//   - black box: a store of 300 collections opens with max_collections = 1, which
+//     LMDB would refuse (MDB_DBS_FULL) if opening touched the collections.
+TEST(LmdbKVStore, OpeningDoesConstantWork) {
+  TempDir dir;
+  auto fill = [](const std::string& path, int collections, int keys) {
+    LmdbKVStore store(path, {.durability = LmdbDurability::kNoMetaSync});
+    for (int c = 0; c < collections; ++c) {
+      std::vector<KeyValue> pairs;
+      for (int i = 0; i < keys; ++i) pairs.emplace_back("k" + std::to_string(i), padded(i, 100));
+      store.put_all(pairs, "c" + std::to_string(c), keys);
+    }
+  };
+  fill(dir.file("small"), 1, 1);
+  fill(dir.file("large"), 300, 100);
+
+  LmdbKVStore small(dir.file("small"));
+  LmdbKVStore large(dir.file("large"), {.max_collections = 1});
+  for (LmdbKVStore* store : {&small, &large}) {
+    const LmdbStats stats = store->stats();
+    EXPECT_EQ(stats.catalogue_lookups, 0u);
+    EXPECT_EQ(stats.collections_open, 0u);
+  }
+  EXPECT_GT(large.stats().used_bytes, 100 * small.stats().used_bytes);
+  // Using one collection costs one catalogue lookup, once.
+  EXPECT_EQ(large.get("k7", "c123"), padded(7, 100));
+  EXPECT_EQ(large.get("k8", "c123"), padded(8, 100));
+  EXPECT_EQ(large.stats().catalogue_lookups, 1u);
+  EXPECT_EQ(large.stats().collections_open, 1u);
+  EXPECT_EQ(large.collections().size(), 300u);  // listing reads the catalogue, opens nothing
+  EXPECT_EQ(large.stats().collections_open, 1u);
+  KVDEX_EXPECT_ERROR(large.get("k1", "c7"), ErrorCode::kInvalidArgument);  // the limit is real
+}
+
+TEST(LmdbKVStore, DurabilityModes) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  {
+    LmdbKVStore fast(path, {.durability = LmdbDurability::kNoMetaSync});
+    EXPECT_EQ(fast.stats().durability, LmdbDurability::kNoMetaSync);
+    fast.put("k", {{"v", 1}});
+    fast.flush();
+    {
+      // A second store on the same directory asking for full durability upgrades the
+      // shared environment; a weaker request never downgrades it.
+      LmdbKVStore full(path, {.durability = LmdbDurability::kFull});
+      EXPECT_EQ(full.stats().durability, LmdbDurability::kFull);
+      EXPECT_EQ(fast.stats().durability, LmdbDurability::kFull);
+      LmdbKVStore weak(path, {.durability = LmdbDurability::kNoMetaSync});
+      EXPECT_EQ(weak.stats().durability, LmdbDurability::kFull);
+    }
+    fast.put("k2", {{"v", 2}});
+  }
+  LmdbKVStore store(path);
+  EXPECT_EQ(store.stats().durability, LmdbDurability::kFull);
+  EXPECT_EQ(store.get("k"), (Value{{"v", 1}}));
+  EXPECT_EQ(store.get("k2"), (Value{{"v", 2}}));
+  store.flush();
+}
+
+TEST(LmdbKVStore, OneDirectoryOpenedTwiceSharesOneEnvironment) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("store"));
+  std::filesystem::create_directory_symlink(dir.file("store"), dir.file("link"));
+  LmdbKVStore a(dir.file("store"));
+  LmdbKVStore b(dir.file("link"));   // another spelling of the same directory
+  LmdbKVStore c(dir.file("store/."));
+  a.put("k", {{"v", 1}}, "shared");
+  EXPECT_EQ(b.get("k", "shared"), (Value{{"v", 1}}));
+  EXPECT_EQ(c.get("k", "shared"), (Value{{"v", 1}}));
+  EXPECT_EQ(b.stats().collections_open, 1u) << "one environment, one handle cache";
+  { LmdbKVStore d(dir.file("store")); }  // closing one store leaves the others working
+  b.put("k2", {{"v", 2}}, "shared");
+  EXPECT_EQ(a.get("k2", "shared"), (Value{{"v", 2}}));
+}
+
+TEST(LmdbKVStore, ValuesAreStoredAsTheirCanonicalText) {
+  TempDir dir;
+  const std::string text = R"({"a": 1.0, "b": "\u00e9", "c": NaN, "big": 123456789012345678901234567890})";
+  {
+    LmdbKVStore store(dir.path());
+    store.put_encoded("k", EncodedValue::parse(text));
+  }
+  // The bytes LMDB holds are exactly the EncodedValue text.
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
+  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_RDONLY, 0644), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+  MDB_dbi dbi;
+  ASSERT_EQ(mdb_dbi_open(txn, "kvdex:c:1", 0, &dbi), 0);
+  MDB_val k{1, const_cast<char*>("k")};
+  MDB_val d;
+  ASSERT_EQ(mdb_get(txn, dbi, &k, &d), 0);
+  EXPECT_EQ(std::string(static_cast<const char*>(d.mv_data), d.mv_size), text);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+}
+
+TEST(LmdbKVStore, ClearStaleReadersFindsNoneInAHealthyStore) {
+  TempDir dir;
+  LmdbKVStore store(dir.path());
+  store.put("k", {{"v", 1}});
+  EXPECT_EQ(store.clear_stale_readers(), 0u);
+  EXPECT_EQ(store.stats().stale_readers_cleared, 0u);
+}
+
+}  // namespace
+}  // namespace kvdex::testing
