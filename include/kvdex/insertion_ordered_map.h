@@ -2,8 +2,8 @@
 // with the semantics of Python's dict.
 //
 // Layout (the shape of CPython's compact dict): entries live in a vector in the
-// order they were first inserted; an open-addressing table of 32-bit entry indexes
-// finds them by hash. Overwriting a key keeps its position; erasing leaves a hole
+// order they were first inserted; an open-addressing table (linear probing) of
+// entry indexes, each with 32 bits of the key's hash, finds them. Overwriting a key keeps its position; erasing leaves a hole
 // that is squeezed out once holes outnumber live entries, so re-inserting an erased
 // key puts it at the end, as in Python.
 //
@@ -91,7 +91,7 @@ class InsertionOrderedMap {
 
   const_iterator find(std::string_view key) const {
     const std::size_t slot = find_slot(key, hash_of(key));
-    return slot == kNoSlot ? end() : const_iterator(&entries_, table_[slot]);
+    return slot == kNoSlot ? end() : const_iterator(&entries_, index_at(slot));
   }
 
   bool contains(std::string_view key) const { return find(key) != end(); }
@@ -107,11 +107,11 @@ class InsertionOrderedMap {
   bool insert_or_assign(std::string_view key, Value&& value) {
     const std::size_t hash = hash_of(key);
     if (const std::size_t slot = find_slot(key, hash); slot != kNoSlot) {
-      entries_[table_[slot]].kv.second = std::forward<Value>(value);
+      entries_[index_at(slot)].kv.second = std::forward<Value>(value);
       return false;
     }
     reserve_for_one_more();
-    if (entries_.size() >= kTombstone) {
+    if (entries_.size() >= kMaxEntries) {
       throw Error(ErrorCode::kOutOfRange, "InsertionOrderedMap: more than 4 billion entries");
     }
     entries_.push_back(Entry{{std::string(key), V(std::forward<Value>(value))}, hash, true});
@@ -126,7 +126,7 @@ class InsertionOrderedMap {
     const std::size_t hash = hash_of(key);
     const std::size_t slot = find_slot(key, hash);
     if (slot == kNoSlot) return 0;
-    Entry& entry = entries_[table_[slot]];
+    Entry& entry = entries_[index_at(slot)];
     entry.live = false;
     entry.kv = value_type{};  // free the key and value now, not at the next compaction
     table_[slot] = kTombstone;
@@ -149,8 +149,16 @@ class InsertionOrderedMap {
   }
 
  private:
-  static constexpr std::uint32_t kEmpty = std::numeric_limits<std::uint32_t>::max();
-  static constexpr std::uint32_t kTombstone = kEmpty - 1;
+  // A table slot holds the upper 32 bits of the key's hash (a tag, compared before
+  // touching the entry, which is most likely a cache miss) and the entry's index.
+  static constexpr std::uint64_t kEmpty = std::numeric_limits<std::uint64_t>::max();
+  static constexpr std::uint64_t kTombstone = kEmpty - 1;
+  static constexpr std::size_t kMaxEntries = 0xFFFFFFF0u;
+
+  static std::uint64_t slot_value(std::size_t hash, std::uint32_t index) {
+    return (static_cast<std::uint64_t>(hash >> 32) << 32) | index;
+  }
+  std::uint32_t index_at(std::size_t slot) const { return static_cast<std::uint32_t>(table_[slot]); }
   static constexpr std::size_t kNoSlot = std::numeric_limits<std::size_t>::max();
 
   static std::size_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }
@@ -159,11 +167,12 @@ class InsertionOrderedMap {
   std::size_t find_slot(std::string_view key, std::size_t hash) const {
     if (table_.empty()) return kNoSlot;
     const std::size_t mask = table_.size() - 1;
+    const std::uint64_t tag = static_cast<std::uint64_t>(hash >> 32);
     for (std::size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-      const std::uint32_t index = table_[slot];
-      if (index == kEmpty) return kNoSlot;
-      if (index != kTombstone) {
-        const Entry& entry = entries_[index];
+      const std::uint64_t value = table_[slot];
+      if (value == kEmpty) return kNoSlot;
+      if (value != kTombstone && (value >> 32) == tag) {
+        const Entry& entry = entries_[static_cast<std::uint32_t>(value)];
         if (entry.hash == hash && entry.kv.first == key) return slot;
       }
     }
@@ -173,7 +182,7 @@ class InsertionOrderedMap {
     const std::size_t mask = table_.size() - 1;
     std::size_t slot = hash & mask;
     while (table_[slot] != kEmpty && table_[slot] != kTombstone) slot = (slot + 1) & mask;
-    table_[slot] = index;
+    table_[slot] = slot_value(hash, index);
   }
 
   // Keeps the table at most 2/3 full, counting tombstoned slots as full.
@@ -208,7 +217,7 @@ class InsertionOrderedMap {
   }
 
   std::vector<Entry> entries_;
-  std::vector<std::uint32_t> table_;
+  std::vector<std::uint64_t> table_;
   std::size_t live_ = 0;
   std::size_t tombstones_ = 0;
 };
