@@ -53,6 +53,25 @@ TEST(Golden, CanonicalFilesLoadAndPersistByteForByte) {
   EXPECT_LE(files_with_big_integers, 2u) << "integers.json and nesting.json hold integers beyond 64 bits";
 }
 
+TEST(Golden, FilesPersistedByLlamaIndexRoundTripByteForByte) {
+  // Written by real llama-index-core 0.14.25 (tools/golden/make_llamaindex_persist.py).
+  const fs::path data = fs::path(KVDEX_SOURCE_DIR) / "python" / "tests" / "data";
+  const std::vector<fs::path> files = {data / "llamaindex_persist" / "docstore.json",
+                                       data / "llamaindex_persist" / "index_store.json",
+                                       data / "simple_kvstore" / "kvstore.json"};
+  for (const fs::path& file : files) {
+    SCOPED_TRACE(file.string());
+    ASSERT_TRUE(fs::exists(file));
+    const std::string original = testing::read_file_bytes(file.string());
+    auto store = SimpleKVStore::from_persist_path(file.string());
+    EXPECT_EQ(store->to_json_text(), original);
+  }
+  auto docstore = SimpleKVStore::from_persist_path((data / "llamaindex_persist" / "docstore.json").string());
+  EXPECT_EQ(docstore->collections(),
+            (std::vector<std::string>{"docstore/metadata", "docstore/ref_doc_info", "docstore/data"}));
+  EXPECT_GT(docstore->count("docstore/data"), 10u);
+}
+
 TEST(Golden, NonCanonicalFilesLoadAsPythonLoadsThem) {
   const auto inputs = files_in(kGolden / "noncanonical", ".input.json");
   ASSERT_GE(inputs.size(), 8u);
