@@ -1,0 +1,302 @@
+"""kvdex.llama_index in real LlamaIndex (llama-index-core 0.14.25): docstore, index
+store, VectorStoreIndex, IngestionPipeline, async_add_documents, fsspec.
+
+Most tests run twice through the ``kvstore_cls`` fixture: with LlamaIndex's own
+SimpleKVStore (the reference) and with kvdex's; where both run the same program,
+the persisted bytes are compared."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+
+import fsspec
+import pytest
+from llama_index.core import Document, StorageContext, VectorStoreIndex, load_index_from_storage
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.ingestion import DocstoreStrategy, IngestionCache, IngestionPipeline
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeRelationship, TextNode
+from llama_index.core.storage.docstore import SimpleDocumentStore
+from llama_index.core.storage.index_store import SimpleIndexStore
+from llama_index.core.storage.kvstore import SimpleKVStore as LlamaSimpleKVStore
+from llama_index.core.storage.kvstore.types import (
+    BaseInMemoryKVStore,
+    BaseKVStore,
+    MutableMappingKVStore,
+)
+from llama_index.core.vector_stores import SimpleVectorStore
+
+import kvdex
+import kvdex.llama_index as kl
+
+PUBLIC_METHODS = [
+    "put", "aput", "put_all", "aput_all", "get", "aget", "get_all", "aget_all",
+    "delete", "adelete", "persist", "from_persist_path", "to_dict", "from_dict",
+]
+
+
+def test_drop_in_is_a_llamaindex_simple_kvstore():
+    store = kl.SimpleKVStore()
+    assert isinstance(store, LlamaSimpleKVStore)
+    assert isinstance(store, MutableMappingKVStore) and isinstance(store, BaseKVStore)
+    assert isinstance(store, BaseInMemoryKVStore) == isinstance(LlamaSimpleKVStore(), BaseInMemoryKVStore)
+    assert not hasattr(store, "_collections_mappings")
+
+
+@pytest.mark.parametrize("name", PUBLIC_METHODS)
+def test_drop_in_overrides_every_method_with_the_same_signature(name):
+    ours = getattr(kl.SimpleKVStore, name)
+    assert getattr(ours, "__qualname__", "").startswith(("SimpleKVStore.", "_Delegating.")), name
+    assert shape(ours) == shape(getattr(LlamaSimpleKVStore, name))
+    assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(getattr(LlamaSimpleKVStore, name))
+
+
+def shape(fn):
+    """Parameter names, kinds and defaults (annotations aside)."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_drop_in_accepts_any_batch_size_and_rejects_below_one():
+    store = kl.SimpleKVStore()
+    store.put_all([(str(i), {"i": i}) for i in range(5)], batch_size=2)
+    assert len(store.get_all()) == 5
+    with pytest.raises(ValueError):
+        store.put_all([("x", {})], batch_size=0)
+    with pytest.raises(NotImplementedError):  # LlamaIndex's own refuses any batching
+        LlamaSimpleKVStore().put_all([("x", {})], batch_size=2)
+
+
+# ---- Document store ---------------------------------------------------------------------
+
+
+def make_docs():
+    ref = Document(text="the reference document", id_="ref", metadata={"city": "Zürich"})
+    child_a = Document(text="child a", id_="a", metadata={"n": 1})
+    child_a.relationships[NodeRelationship.SOURCE] = ref.as_related_node_info()
+    child_b = TextNode(text="child b 🚀", id_="b", metadata={"n": 2})
+    child_b.relationships[NodeRelationship.SOURCE] = ref.as_related_node_info()
+    loner = TextNode(text="no source", id_="c")
+    return ref, child_a, child_b, loner
+
+
+def docstore_program(kvstore) -> SimpleDocumentStore:
+    docstore = SimpleDocumentStore(simple_kvstore=kvstore)
+    ref, child_a, child_b, loner = make_docs()
+    docstore.add_documents([ref, child_a, child_b, loner])
+    assert docstore.get_document("a") == child_a
+    assert docstore.get_node("b") == child_b
+    assert docstore.document_exists("c") and not docstore.document_exists("zz")
+    assert docstore.get_document_hash("a") == child_a.hash
+    assert docstore.get_ref_doc_info("ref").node_ids == ["a", "b"]
+    assert set(docstore.get_all_document_hashes().values()) >= {"a", "b", "c"}
+    docstore.set_document_hash("c", "custom-hash")
+    assert docstore.get_document_hash("c") == "custom-hash"
+    assert set(docstore.docs) == {"ref", "a", "b", "c"}
+    docstore.delete_document("c")
+    assert docstore.get_document("c", raise_error=False) is None
+    docstore.delete_ref_doc("ref")  # cascades to a and b
+    assert set(docstore.docs) == {"ref"} or set(docstore.docs) == set()
+    assert docstore.get_node("a", raise_error=False) is None
+    assert docstore.get_ref_doc_info("ref") is None
+    return docstore
+
+
+def test_docstore_behaves_and_persists_identically(tmp_path, kvstore_cls):
+    docstore = docstore_program(kvstore_cls())
+    path = tmp_path / "docstore.json"
+    docstore.persist(str(path))
+    reference = docstore_program(LlamaSimpleKVStore())
+    reference.persist(str(tmp_path / "reference.json"))
+    assert path.read_bytes() == (tmp_path / "reference.json").read_bytes()
+    assert docstore.to_dict() == reference.to_dict()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("async_inline", [True, False])
+async def test_async_add_documents_three_concurrent_aput_all(tmp_path, async_inline):
+    kvstore = kl.SimpleKVStore()
+    kvstore.kvdex_store.async_inline = async_inline
+    ours = SimpleDocumentStore(simple_kvstore=kvstore)
+    reference = SimpleDocumentStore()
+    calls = []
+    original = kvstore.aput_all
+
+    async def spy(kv_pairs, collection="data", batch_size=1):
+        calls.append(collection)
+        await original(kv_pairs, collection, batch_size)
+
+    kvstore.aput_all = spy
+    parents = [Document(text=f"parent {p}", id_=f"ref{p}") for p in range(3)]
+    docs = []
+    for i in range(20):
+        node = TextNode(text=f"node {i}", id_=f"d{i}", metadata={"i": i})
+        node.relationships[NodeRelationship.SOURCE] = parents[i % 3].as_related_node_info()
+        docs.append(node)
+    await asyncio.gather(ours.async_add_documents(docs), reference.async_add_documents(docs))
+    assert sorted(calls) == ["docstore/data", "docstore/metadata", "docstore/ref_doc_info"]
+    assert await ours.aget_document("d3") == docs[3]
+    assert await ours.aget_all_document_hashes() == await reference.aget_all_document_hashes()
+    assert await ours.adocument_exists("d7")
+    await ours.adelete_document("d7")
+    await reference.adelete_document("d7")
+    await ours.adelete_ref_doc("ref1")  # cascades to its nodes
+    await reference.adelete_ref_doc("ref1")
+    assert await ours.aget_document("d4", raise_error=False) is None
+    assert await ours.aget_ref_doc_info("ref1") is None
+    ours.persist(str(tmp_path / "ours.json"))
+    reference.persist(str(tmp_path / "theirs.json"))
+    assert (tmp_path / "ours.json").read_bytes() == (tmp_path / "theirs.json").read_bytes()
+
+
+def test_index_store(kvstore_cls, tmp_path):
+    from llama_index.core.data_structs.data_structs import IndexDict
+
+    index_store = SimpleIndexStore(simple_kvstore=kvstore_cls())
+    struct = IndexDict(index_id="idx")
+    struct.add_node(TextNode(text="x", id_="n1"))
+    index_store.add_index_struct(struct)
+    assert index_store.get_index_struct("idx") == struct
+    assert [s.index_id for s in index_store.index_structs()] == ["idx"]
+    path = tmp_path / "index_store.json"
+    index_store.persist(str(path))
+    loaded = kl.SimpleIndexStore.from_persist_path(str(path))
+    assert isinstance(loaded._kvstore, kl.SimpleKVStore)
+    assert loaded.get_index_struct("idx") == struct
+    assert LlamaSimpleKVStore.from_persist_path(str(path)).to_dict() == loaded.to_dict()
+    index_store.delete_index_struct("idx")
+    assert index_store.index_structs() == []
+
+
+# ---- VectorStoreIndex -------------------------------------------------------------------
+
+
+def corpus():
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa Zürich 🚀".split()
+    docs = []
+    for i in range(6):
+        text = " ".join(f"{words[(i * 7 + j) % len(words)]}{j % 5}." for j in range(30 + 25 * i))
+        docs.append(Document(text=text, id_=f"doc-{i}", metadata={"i": i, "city": "Zürich"}))
+    return docs
+
+
+def build_and_persist(persist_dir: Path, storage_context: StorageContext) -> dict:
+    splitter = SentenceSplitter(chunk_size=64, chunk_overlap=8)
+    index = VectorStoreIndex.from_documents(corpus(), storage_context=storage_context,
+                                            transformations=[splitter])
+    index.insert(Document(text="a late insert about Zürich. " * 5, id_="late"))
+    index.delete_ref_doc("doc-2", delete_from_docstore=True)
+    index.storage_context.persist(persist_dir=str(persist_dir))
+    return query(index)
+
+
+def query(index) -> dict:
+    out = {}
+    for text, k in (("alpha", 3), ("Zürich", 5)):
+        nodes = index.as_retriever(similarity_top_k=k).retrieve(text)
+        out[text] = [(n.node.node_id, n.node.ref_doc_id, n.node.get_content()) for n in nodes]
+    return out
+
+
+def test_vector_index_persist_load_query(tmp_path, seeded_uuid, mock_settings):
+    seeded_uuid(1)
+    ours_dir, ref_dir = tmp_path / "ours", tmp_path / "reference"
+    ours_context = StorageContext.from_defaults(
+        docstore=kl.SimpleDocumentStore(), index_store=kl.SimpleIndexStore()
+    )
+    ours_results = build_and_persist(ours_dir, ours_context)
+    seeded_uuid(1)
+    ref_results = build_and_persist(ref_dir, StorageContext.from_defaults())
+    assert ours_results == ref_results
+    for name in ("docstore.json", "index_store.json", "default__vector_store.json"):
+        assert (ours_dir / name).read_bytes() == (ref_dir / name).read_bytes(), name
+
+    # Load with kvdex (explicit drop-in classes) and query: the same nodes.
+    context = StorageContext.from_defaults(
+        docstore=kl.SimpleDocumentStore.from_persist_dir(str(ours_dir)),
+        index_store=kl.SimpleIndexStore.from_persist_dir(str(ours_dir)),
+        persist_dir=str(ours_dir),
+    )
+    assert isinstance(context.docstore._kvstore, kl.SimpleKVStore)
+    assert query(load_index_from_storage(context)) == ref_results
+    # LlamaIndex alone loads what kvdex wrote.
+    assert query(load_index_from_storage(StorageContext.from_defaults(persist_dir=str(ours_dir)))) == ref_results
+
+
+def test_install_makes_storage_context_use_kvdex(tmp_path, seeded_uuid, mock_settings, kvdex_installed):
+    seeded_uuid(2)
+    context = StorageContext.from_defaults()
+    assert isinstance(context.docstore._kvstore, kl.SimpleKVStore)
+    assert isinstance(context.index_store._kvstore, kl.SimpleKVStore)
+    results = build_and_persist(tmp_path, context)
+    loaded = StorageContext.from_defaults(persist_dir=str(tmp_path))
+    assert isinstance(loaded.docstore._kvstore, kl.SimpleKVStore)
+    assert query(load_index_from_storage(loaded)) == results
+    restored = StorageContext.from_dict(loaded.to_dict())
+    assert isinstance(restored.docstore._kvstore, kl.SimpleKVStore)
+    assert restored.docstore.to_dict() == loaded.docstore.to_dict()
+
+
+def test_uninstall_restores_llamaindex():
+    kl.install()
+    kl.install()
+    kl.uninstall()
+    assert type(SimpleDocumentStore()._kvstore) is LlamaSimpleKVStore
+
+
+def test_storage_context_through_an_fsspec_filesystem(seeded_uuid, mock_settings, kvdex_installed):
+    fs = fsspec.filesystem("memory")
+    seeded_uuid(3)
+    results = build_and_persist_fs(fs, "/kvdex-fs/ours")
+    kl.uninstall()
+    seeded_uuid(3)
+    reference = build_and_persist_fs(fs, "/kvdex-fs/reference")
+    kl.install()
+    assert results == reference
+    for name in ("docstore.json", "index_store.json"):
+        assert fs.cat(f"/kvdex-fs/ours/{name}") == fs.cat(f"/kvdex-fs/reference/{name}")
+    loaded = StorageContext.from_defaults(persist_dir="/kvdex-fs/ours", fs=fs)
+    assert isinstance(loaded.docstore._kvstore, kl.SimpleKVStore)
+    assert query(load_index_from_storage(loaded)) == results
+    fs.rm("/kvdex-fs", recursive=True)
+
+
+def build_and_persist_fs(fs, persist_dir: str) -> dict:
+    index = VectorStoreIndex.from_documents(corpus()[:3], transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=8)])
+    index.storage_context.persist(persist_dir=persist_dir, fs=fs)
+    return query(index)
+
+
+# ---- IngestionPipeline ----------------------------------------------------------------
+
+
+def test_pipeline_skips_duplicates(kvstore_cls):
+    docstore = SimpleDocumentStore(simple_kvstore=kvstore_cls())
+    pipeline = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=8)],
+                                 docstore=docstore, docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY)
+    docs = corpus()[:3]
+    first = pipeline.run(documents=docs)
+    assert len(first) > 3
+    assert pipeline.run(documents=docs) == []  # all duplicates
+    assert set(docstore.get_all_document_hashes().values()) == {d.id_ for d in docs}
+
+
+def test_pipeline_upserts(kvstore_cls, tmp_path):
+    docstore = SimpleDocumentStore(simple_kvstore=kvstore_cls())
+    pipeline = IngestionPipeline(
+        transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=8), MockEmbedding(embed_dim=8)],
+        docstore=docstore,
+        vector_store=SimpleVectorStore(),
+        docstore_strategy=DocstoreStrategy.UPSERTS,
+        cache=IngestionCache(cache=kvstore_cls()),
+    )
+    docs = corpus()[:3]
+    pipeline.run(documents=docs)
+    changed = Document(text="completely new text for doc-1.", id_="doc-1")
+    rerun = pipeline.run(documents=[docs[0], changed, docs[2]])
+    assert {n.ref_doc_id for n in rerun} == {"doc-1"}
+    assert docstore.get_document_hash("doc-1") == changed.hash
+    pipeline.persist(str(tmp_path / "pipeline"))
+    assert (tmp_path / "pipeline" / "llama_cache").exists()  # the cache kvstore persisted too
+    assert (tmp_path / "pipeline" / "docstore.json").exists()
