@@ -1,0 +1,126 @@
+"""kvdex.LmdbKVStore (when the C++ library has the LMDB backend): the same API,
+real asynchronous calls, persist as a no-op, pickling by path, processes sharing
+one store, and use under LlamaIndex through kvdex.llama_index.KVStore."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import pickle
+import time
+
+import pytest
+
+import kvdex
+
+pytestmark = pytest.mark.skipif(not kvdex.HAVE_LMDB, reason="kvdex built without LMDB")
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return kvdex.LmdbKVStore(str(tmp_path / "lmdb"))
+
+
+def test_api(store):
+    assert not store.async_inline
+    store.put("b", {"v": 1})
+    store.put_all([(f"k{i}", {"i": i}) for i in range(10)], collection="c", batch_size=4)
+    assert store.get("b") == {"v": 1}
+    assert store.get("missing") is None
+    assert store.get("b", collection="unknown") is None
+    assert len(store.get_all("c")) == 10
+    assert store.delete("b") is True and store.delete("b") is False
+    assert store.collections() == ["data", "c"]
+    assert store.to_dict()["c"]["k3"] == {"i": 3}
+    with pytest.raises(kvdex.InvalidArgumentError):
+        store.put_all([("x", {})], batch_size=0)
+
+
+def test_persist_is_a_no_op(store, tmp_path):
+    store.put("k", {"v": 1})
+    start = time.monotonic()
+    assert store.persist(str(tmp_path / "ignored.json")) is None
+    assert time.monotonic() - start < 0.05
+    assert not (tmp_path / "ignored.json").exists()
+    again = kvdex.LmdbKVStore.from_persist_path(store.path)
+    assert again.get("k") == {"v": 1}
+
+
+def test_read_only_and_missing(tmp_path):
+    with pytest.raises(kvdex.NotFoundError):
+        kvdex.LmdbKVStore(str(tmp_path / "nope"), create_if_missing=False)
+    kvdex.LmdbKVStore(str(tmp_path / "ro")).put("k", {"v": 1})
+    ro = kvdex.LmdbKVStore(str(tmp_path / "ro"), read_only=True)
+    assert ro.get("k") == {"v": 1}
+    with pytest.raises(kvdex.NotSupportedError):
+        ro.put("k", {"v": 2})
+
+
+@pytest.mark.asyncio
+async def test_async_is_real_and_does_not_block(store):
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    pairs = [(f"k{i}", {"i": i, "text": "x" * 200}) for i in range(20000)]
+    await store.aput_all(pairs, collection="big", batch_size=1000)
+    task.cancel()
+    assert ticks > 0  # the loop ran while LMDB committed on an executor thread
+    assert len(await store.aget_all("big")) == 20000
+    await asyncio.gather(*(store.aput(f"p{i}", {"i": i}) for i in range(50)))
+    assert await asyncio.gather(*(store.aget(f"p{i}") for i in range(50))) == [{"i": i} for i in range(50)]
+    assert await store.adelete("p0") is True
+    with pytest.raises(kvdex.InvalidArgumentError):
+        await store.aput("bad", [1])
+
+
+def test_pickle_reopens_the_same_directory(store):
+    store.put("k", {"v": 1})
+    twin = pickle.loads(pickle.dumps(store))
+    assert twin.path == store.path and twin.get("k") == {"v": 1}
+    twin.put("from-twin", {"v": 2})
+    assert store.get("from-twin") == {"v": 2}  # one store, two handles
+
+
+def write_in_worker(store, i):
+    store.put(f"worker-{i}", {"i": i})
+    return store.get("parent")
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_processes_share_the_store(store, method):
+    store.put("parent", {"from": "parent"})
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        seen = pool.starmap(write_in_worker, [(store, i) for i in range(4)])
+    assert seen == [{"from": "parent"}] * 4
+    assert {k for k in store.get_all() if k.startswith("worker-")} == {f"worker-{i}" for i in range(4)}
+
+
+def test_open_by_uri(tmp_path):
+    store = kvdex.open(f"lmdb:{tmp_path / 'by-uri'}")
+    assert isinstance(store, kvdex.KVStore) and not store.in_memory and not store.async_inline
+    store.put("k", {"v": 1})
+    assert kvdex.open(str(tmp_path / "by-uri")).get("k") == {"v": 1}  # bare path is lmdb:
+
+
+def test_under_llamaindex(tmp_path):
+    from llama_index.core.schema import Document
+    from llama_index.core.storage.docstore import SimpleDocumentStore
+
+    import kvdex.llama_index as kl
+
+    uri = f"lmdb:{tmp_path / 'docstore'}"
+    docstore = SimpleDocumentStore(simple_kvstore=kl.KVStore(uri))
+    docs = [Document(text=f"doc {i}", id_=f"d{i}") for i in range(5)]
+    docstore.add_documents(docs, batch_size=100)  # one LMDB transaction per collection
+    docstore.persist(str(tmp_path / "ignored" / "docstore.json"))  # flush; nothing to write
+    assert not (tmp_path / "ignored").exists()
+    reopened = SimpleDocumentStore(simple_kvstore=kl.KVStore(uri))
+    assert reopened.get_document("d3") == docs[3]
+    asyncio.run(reopened.async_add_documents([Document(text="async", id_="a1")]))
+    assert SimpleDocumentStore(simple_kvstore=pickle.loads(pickle.dumps(kl.KVStore(uri)))).get_document("a1").text == "async"
