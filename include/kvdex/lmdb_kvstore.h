@@ -116,13 +116,13 @@ struct LmdbOptions {
 
 // Observable state of the store's environment (for tests, tools and monitoring).
 struct LmdbStats {
-  std::size_t map_size = 0;               // current size of this process's memory map
-  std::size_t used_bytes = 0;             // pages in use in the data file, in bytes
-  std::uint64_t last_txn_id = 0;          // id of the last committed write transaction (any process)
-  std::uint64_t map_resizes = 0;          // growths and adoptions of other processes' growth
+  std::size_t map_size = 0;       // current size of this process's memory map
+  std::size_t used_bytes = 0;     // pages in use in the data file, in bytes
+  std::uint64_t last_txn_id = 0;  // id of the last committed write transaction (any process)
+  std::uint64_t map_resizes = 0;  // growths and adoptions of other processes' growth
   std::uint64_t stale_readers_cleared = 0;  // reader slots of dead processes cleared
-  std::uint64_t catalogue_lookups = 0;    // collection-name lookups done in the catalogue
-  std::size_t collections_open = 0;       // collections this process has opened
+  std::uint64_t catalogue_lookups = 0;      // collection-name lookups done in the catalogue
+  std::size_t collections_open = 0;         // collections this process has opened
   unsigned max_readers = 0;
   unsigned max_collections = 0;
   LmdbDurability durability = LmdbDurability::kFull;
@@ -135,8 +135,8 @@ class LmdbKVStore final : public BaseKVStore {
   ~LmdbKVStore() override;
 
   void write(const WriteBatch& batch) override;
-  std::optional<EncodedValue> get_encoded(std::string_view key,
-                                          std::string_view collection = kDefaultCollection) override;
+  std::optional<EncodedValue> get_encoded(
+      std::string_view key, std::string_view collection = kDefaultCollection) override;
   std::vector<EncodedKeyValue> get_all_encoded(
       std::string_view collection = kDefaultCollection) override;
   // Streams the collection from one read transaction (a consistent snapshot) through

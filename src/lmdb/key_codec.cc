@@ -64,7 +64,8 @@ std::string KeyCodec::group_prefix(std::string_view key) const {
   out.append(head);
   out.append(kMaxInlineKey - head.size(), '\0');
   const std::uint64_t h = hash_(key);
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((h >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((h >> shift) & 0xff));
   return out;
 }
 
@@ -130,16 +131,17 @@ void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_
   {
     std::vector<unsigned> used;
     LmdbCursor cursor(txn, dbi, context);
-    const bool exists = walk_group(cursor.get(), prefix, context, [&](const MDB_val& k, const MDB_val& d) {
-      const std::optional<Entry> entry = decode(k, d);
-      if (!entry) throw_lmdb_corruption("malformed long-key record", context);
-      if (entry->key == key) {
-        target.assign(as_view(k));
-        return true;
-      }
-      used.push_back(group_counter(k));
-      return false;
-    });
+    const bool exists =
+        walk_group(cursor.get(), prefix, context, [&](const MDB_val& k, const MDB_val& d) {
+          const std::optional<Entry> entry = decode(k, d);
+          if (!entry) throw_lmdb_corruption("malformed long-key record", context);
+          if (entry->key == key) {
+            target.assign(as_view(k));
+            return true;
+          }
+          used.push_back(group_counter(k));
+          return false;
+        });
     if (!exists) {
       // Counters are assigned upwards; after a wrap-around, the first free one.
       unsigned counter = 0;
@@ -163,7 +165,8 @@ void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_
   MDB_val k = as_val(target);
   MDB_val d{4 + key.size() + payload.size(), nullptr};
   if (key.size() > 0xffffffffULL) {
-    throw Error(ErrorCode::kInvalidArgument, lmdb_error_subject(context) + ": key longer than 4 GiB");
+    throw Error(ErrorCode::kInvalidArgument,
+                lmdb_error_subject(context) + ": key longer than 4 GiB");
   }
   const int rc = mdb_put(txn, dbi, &k, &d, MDB_RESERVE);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);

@@ -208,9 +208,10 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
     if (::stat(path.c_str(), &st) != 0) throw_errno(errno, "cannot open lmdb store", path);
   }
   if (!S_ISDIR(st.st_mode)) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "lmdb store '" + path +
-                    "' is not a directory (an LMDB store is a directory holding data.mdb and lock.mdb)");
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "lmdb store '" + path +
+            "' is not a directory (an LMDB store is a directory holding data.mdb and lock.mdb)");
   }
   if (options.read_only || !options.create_if_missing) {
     struct stat data {};
@@ -292,7 +293,8 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
     rc = mdb_env_open(env_, path_.c_str(), flags, 0644);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open", context());
 
-    if (static_cast<std::size_t>(mdb_env_get_maxkeysize(env_)) < kNameTag.size() + kHashedKeySuffix) {
+    if (static_cast<std::size_t>(mdb_env_get_maxkeysize(env_)) <
+        kNameTag.size() + kHashedKeySuffix) {
       throw Error(ErrorCode::kNotSupported,
                   lmdb_error_subject(context()) + ": this LMDB build's maximum key size (" +
                       std::to_string(mdb_env_get_maxkeysize(env_)) + ") is below the " +
@@ -316,7 +318,8 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
 
 LmdbEnv::~LmdbEnv() {
   for (MDB_txn* txn : pool_) mdb_txn_abort(txn);
-  if (!read_only_ && !full_durability_ && !broken_) mdb_env_sync(env_, 1);  // errors cannot be reported here
+  if (!read_only_ && !full_durability_ && !broken_)
+    mdb_env_sync(env_, 1);  // errors cannot be reported here
   mdb_env_close(env_);
 }
 
@@ -345,24 +348,27 @@ void LmdbEnv::open_catalogue_at_open() {
 
 void LmdbEnv::create_catalogue() {
   MDB_dbi created = 0;
-  write({}, 256, [&](WriteTxn& w) {
-    int rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), 0, &created);
-    if (rc == MDB_SUCCESS) {  // another process created it meanwhile
-      check_format(w.get(), created);
-      return;
-    }
-    if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
-    rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), MDB_CREATE, &created);
-    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
-    const std::string first_id = encode_u64(1);
-    for (const auto& [key, value] : {std::pair{kFormatKey, kFormatVersion},
-                                     std::pair{kNextIdKey, std::string_view(first_id)}}) {
-      MDB_val k = as_val(key);
-      MDB_val d = as_val(value);
-      rc = mdb_put(w.get(), created, &k, &d, 0);
-      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
-    }
-  }, /*opens_handles=*/true);
+  write(
+      {}, 256,
+      [&](WriteTxn& w) {
+        int rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), 0, &created);
+        if (rc == MDB_SUCCESS) {  // another process created it meanwhile
+          check_format(w.get(), created);
+          return;
+        }
+        if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
+        rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), MDB_CREATE, &created);
+        if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
+        const std::string first_id = encode_u64(1);
+        for (const auto& [key, value] : {std::pair{kFormatKey, kFormatVersion},
+                                         std::pair{kNextIdKey, std::string_view(first_id)}}) {
+          MDB_val k = as_val(key);
+          MDB_val d = as_val(value);
+          rc = mdb_put(w.get(), created, &k, &d, 0);
+          if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
+        }
+      },
+      /*opens_handles=*/true);
   std::unique_lock lock(cache_mu_);
   catalogue_dbi_ = created;
 }
@@ -374,9 +380,10 @@ void LmdbEnv::check_format(MDB_txn* txn, MDB_dbi catalogue_dbi) {
   if (rc == MDB_NOTFOUND) throw_lmdb_corruption("the catalogue has no format record", context());
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read catalogue", context());
   if (as_view(d) != kFormatVersion) {
-    throw Error(ErrorCode::kNotSupported,
-                lmdb_error_subject(context()) + ": store format '" + std::string(as_view(d)) +
-                    "' is not supported (this kvdex reads format " + std::string(kFormatVersion) + ")");
+    throw Error(ErrorCode::kNotSupported, lmdb_error_subject(context()) + ": store format '" +
+                                              std::string(as_view(d)) +
+                                              "' is not supported (this kvdex reads format " +
+                                              std::string(kFormatVersion) + ")");
   }
 }
 
@@ -467,7 +474,8 @@ void LmdbEnv::adopt_map_size() {
   const int rc = mdb_env_set_mapsize(env_, 0);  // the size another process persisted
   if (rc != MDB_SUCCESS) broken_ = true;
   gate_.leave_exclusive();
-  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "adopt the map size grown by another process", context());
+  if (rc != MDB_SUCCESS)
+    throw_lmdb_error(rc, "adopt the map size grown by another process", context());
   ++map_resizes_;
 }
 
@@ -547,7 +555,8 @@ void LmdbEnv::write(std::span<const std::string> collections, std::size_t size_h
     gate_.leave_shared();
     if (dbi_lock.owns_lock()) dbi_lock.unlock();
     if (attempt >= kMaxRetries) {
-      throw Error(ErrorCode::kIOError, lmdb_error_subject(context()) + ": no room for the batch after " +
+      throw Error(ErrorCode::kIOError, lmdb_error_subject(context()) +
+                                           ": no room for the batch after " +
                                            std::to_string(kMaxRetries) + " map growths");
     }
     grow_map(size_hint);
@@ -569,7 +578,8 @@ std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_
                                                 std::string_view name) {
   ++catalogue_lookups_;
   const LmdbErrorContext context = this->context().with_collection(name);
-  std::optional<std::string_view> payload = KeyCodec(kNameTag).get(txn, catalogue_dbi, name, context);
+  std::optional<std::string_view> payload =
+      KeyCodec(kNameTag).get(txn, catalogue_dbi, name, context);
   if (!payload) return std::nullopt;
   std::optional<std::uint64_t> id = decode_u64(*payload);
   if (!id) throw_lmdb_corruption("malformed catalogue entry", context);

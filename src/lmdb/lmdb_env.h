@@ -171,7 +171,8 @@ class LmdbEnv {
   std::optional<MDB_dbi> cached(std::string_view name);
 
   // Catalogue lookups inside a transaction.
-  std::optional<std::uint64_t> lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi, std::string_view name);
+  std::optional<std::uint64_t> lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
+                                         std::string_view name);
 
   const std::string path_;
   const bool read_only_;

@@ -11,10 +11,10 @@ namespace kvdex::detail {
 
 // What an error message names.
 struct LmdbErrorContext {
-  std::string_view path;            // the store's directory
-  std::string_view collection;      // empty when no collection is involved
-  bool has_collection = false;      // collection names may be empty strings
-  unsigned max_collections = 0;     // for MDB_DBS_FULL's hint
+  std::string_view path;         // the store's directory
+  std::string_view collection;   // empty when no collection is involved
+  bool has_collection = false;   // collection names may be empty strings
+  unsigned max_collections = 0;  // for MDB_DBS_FULL's hint
 
   LmdbErrorContext with_collection(std::string_view name) const {
     LmdbErrorContext copy = *this;
@@ -41,7 +41,8 @@ class LmdbMapFull : public Error {
 //   ENOMEM and other errno values -> kIOError (ENOENT -> kNotFound); other MDB_*
 //   codes (bad handles, bad transactions) -> kInternal.
 // The message is "lmdb store '<path>'[, collection '<name>']: <operation>: <reason>".
-[[noreturn]] void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext& context);
+[[noreturn]] void throw_lmdb_error(int rc, std::string_view operation,
+                                   const LmdbErrorContext& context);
 
 // A kCorruption error in the same message format.
 [[noreturn]] void throw_lmdb_corruption(std::string_view what, const LmdbErrorContext& context);

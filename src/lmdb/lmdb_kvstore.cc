@@ -25,9 +25,9 @@ using detail::throw_lmdb_error;
 std::string_view checked_value(std::string_view text, std::string_view key,
                                const LmdbErrorContext& context) {
   if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
-    throw_lmdb_corruption("the value of key '" + std::string(key.substr(0, 120)) +
-                              "' is not JSON object text",
-                          context);
+    throw_lmdb_corruption(
+        "the value of key '" + std::string(key.substr(0, 120)) + "' is not JSON object text",
+        context);
   }
   return text;
 }
@@ -63,7 +63,8 @@ LmdbKVStore::LmdbKVStore(const std::string& path, const LmdbOptions& options)
 LmdbKVStore::~LmdbKVStore() = default;
 
 void LmdbKVStore::check_writable() const {
-  if (read_only_) throw Error(ErrorCode::kNotSupported, "lmdb store '" + path_ + "' was opened read-only");
+  if (read_only_)
+    throw Error(ErrorCode::kNotSupported, "lmdb store '" + path_ + "' was opened read-only");
 }
 
 void LmdbKVStore::write(const WriteBatch& batch) {
@@ -144,7 +145,8 @@ bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
   env_->write(std::span<const std::string>(&name, 1), key.size() + 64, [&](detail::WriteTxn& txn) {
     removed = false;
     const std::optional<MDB_dbi> dbi = txn.collection(name, /*create=*/false);
-    if (dbi) removed = KeyCodec().remove(txn.get(), *dbi, key, env_->context().with_collection(name));
+    if (dbi)
+      removed = KeyCodec().remove(txn.get(), *dbi, key, env_->context().with_collection(name));
   });
   return removed;
 }
@@ -231,11 +233,13 @@ void LmdbKVStore::verify() {
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read catalogue", context);
     }
-    if (format != detail::kFormatVersion) throw_lmdb_corruption("bad catalogue format record", context);
+    if (format != detail::kFormatVersion)
+      throw_lmdb_corruption("bad catalogue format record", context);
     if (!next_id) throw_lmdb_corruption("the catalogue has no next-id record", context);
     if (order.size() != by_name.size()) {
-      throw_lmdb_corruption("the catalogue has " + std::to_string(order.size()) + " order records but " +
-                                std::to_string(by_name.size()) + " name records",
+      throw_lmdb_corruption("the catalogue has " + std::to_string(order.size()) +
+                                " order records but " + std::to_string(by_name.size()) +
+                                " name records",
                             context);
     }
     bool complete = true;
@@ -273,13 +277,15 @@ void LmdbKVStore::verify() {
           }
         }
         if (!listed) {
-          throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue", context);
+          throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue",
+                                context);
         }
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read main database", context);
       for (const auto& [id, name] : order) {
         if (!databases.contains(id)) {
-          throw_lmdb_corruption("the collection's database is missing", context.with_collection(name));
+          throw_lmdb_corruption("the collection's database is missing",
+                                context.with_collection(name));
         }
       }
     }
@@ -305,8 +311,8 @@ void LmdbKVStore::verify() {
           }
         } catch (const Error& e) {
           if (e.code() == ErrorCode::kCorruption) throw;
-          throw_lmdb_corruption("the value of key '" + shown + "' is not a JSON object: " + e.what(),
-                                where);
+          throw_lmdb_corruption(
+              "the value of key '" + shown + "' is not a JSON object: " + e.what(), where);
         }
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
@@ -321,12 +327,14 @@ namespace detail {
 
 // Called by the generated builtin_schemes.cc.
 void register_lmdb_scheme() {
-  register_scheme("lmdb", [](const StoreUri& uri, const OpenOptions& open_options) -> std::unique_ptr<BaseKVStore> {
-    LmdbOptions options;
-    options.create_if_missing = open_options.create_if_missing;
-    options.read_only = open_options.read_only;
-    return std::make_unique<LmdbKVStore>(uri.rest, options);
-  });
+  register_scheme(
+      "lmdb",
+      [](const StoreUri& uri, const OpenOptions& open_options) -> std::unique_ptr<BaseKVStore> {
+        LmdbOptions options;
+        options.create_if_missing = open_options.create_if_missing;
+        options.read_only = open_options.read_only;
+        return std::make_unique<LmdbKVStore>(uri.rest, options);
+      });
 }
 
 }  // namespace detail

@@ -58,7 +58,8 @@ class ChildProcess {
   pid_t pid() const { return pid_; }
 
   // The next line of output (without '\n'); nullopt at end of output or timeout.
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
@@ -81,7 +82,8 @@ class ChildProcess {
   // Every remaining line, until the child closes its output.
   std::vector<std::string> read_remaining_lines() {
     std::vector<std::string> lines;
-    while (std::optional<std::string> line = read_line(std::chrono::seconds(60))) lines.push_back(*line);
+    while (std::optional<std::string> line = read_line(std::chrono::seconds(60)))
+      lines.push_back(*line);
     return lines;
   }
 

@@ -59,10 +59,15 @@ class KeyCodecTest : public ::testing::Test {
 
 TEST_F(KeyCodecTest, InlineAndHashedKeysRoundTrip) {
   const KeyCodec codec;
-  const std::vector<std::string> keys = {
-      "a", std::string(kMaxInlineKey, 'x'), std::string(kMaxInlineKey + 1, 'x'), "",
-      std::string(511, 'y'), std::string(100000, 'z'), std::string("\0\0", 2)};
-  for (std::size_t i = 0; i < keys.size(); ++i) codec.put(txn_, dbi_, keys[i], "v" + std::to_string(i), context_);
+  const std::vector<std::string> keys = {"a",
+                                         std::string(kMaxInlineKey, 'x'),
+                                         std::string(kMaxInlineKey + 1, 'x'),
+                                         "",
+                                         std::string(511, 'y'),
+                                         std::string(100000, 'z'),
+                                         std::string("\0\0", 2)};
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    codec.put(txn_, dbi_, keys[i], "v" + std::to_string(i), context_);
   for (std::size_t i = 0; i < keys.size(); ++i) {
     EXPECT_EQ(codec.get(txn_, dbi_, keys[i], context_), "v" + std::to_string(i)) << "key #" << i;
   }

@@ -19,7 +19,8 @@ Value padded(int i, std::size_t bytes) { return Value{{"i", i}, {"pad", std::str
 // keep coming must neither starve the growth nor see anything torn.
 TEST(LmdbConcurrency, ReadersKeepReadingWhileTheMapGrows) {
   TempDir dir;
-  LmdbKVStore store(dir.file("store"), {.map_size = 64 << 10, .durability = LmdbDurability::kNoMetaSync});
+  LmdbKVStore store(dir.file("store"),
+                    {.map_size = 64 << 10, .durability = LmdbDurability::kNoMetaSync});
   constexpr int kBatches = 150;
   constexpr int kPerBatch = 8;
   std::atomic<int> committed{0};
@@ -28,7 +29,8 @@ TEST(LmdbConcurrency, ReadersKeepReadingWhileTheMapGrows) {
   std::thread writer([&] {
     for (int b = 0; b < kBatches; ++b) {
       std::vector<KeyValue> pairs;
-      for (int i = 0; i < kPerBatch; ++i) pairs.emplace_back("b" + std::to_string(b) + "/" + std::to_string(i), padded(b, 3000));
+      for (int i = 0; i < kPerBatch; ++i)
+        pairs.emplace_back("b" + std::to_string(b) + "/" + std::to_string(i), padded(b, 3000));
       store.put_all(pairs, "grow", kPerBatch);
       committed = b + 1;
     }
@@ -71,11 +73,12 @@ TEST(LmdbConcurrency, ThreadsCreateAndReadCollectionsConcurrently) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int c = 0; c < kCollections; ++c) {
-        const std::string name = "t" + std::to_string(t) + "/c" + std::to_string(c) + "/" + std::string(c * 40, 'n');
+        const std::string name =
+            "t" + std::to_string(t) + "/c" + std::to_string(c) + "/" + std::string(c * 40, 'n');
         store.put("k", {{"t", t}, {"c", c}}, name);
         // Read what the other threads may just have created (or not yet).
-        const std::string other = "t" + std::to_string((t + 1) % kThreads) + "/c" + std::to_string(c) + "/" +
-                                  std::string(c * 40, 'n');
+        const std::string other = "t" + std::to_string((t + 1) % kThreads) + "/c" +
+                                  std::to_string(c) + "/" + std::string(c * 40, 'n');
         std::optional<Value> v = store.get("k", other);
         if (v && (*v)["c"] != c) ++errors;
         if (store.get("k", name) != Value{{"t", t}, {"c", c}}) ++errors;
@@ -140,7 +143,8 @@ TEST(LmdbConcurrency, ReadersDoNotBlockWriters) {
     });
   });
   inside.get_future().wait();
-  for (int i = 1; i <= 20; ++i) store.put("k", {{"v", i}});  // would hang if readers blocked writers
+  for (int i = 1; i <= 20; ++i)
+    store.put("k", {{"v", i}});  // would hang if readers blocked writers
   EXPECT_EQ(store.get("k"), (Value{{"v", 20}}));
   release.set_value();
   reader.join();
@@ -150,11 +154,13 @@ TEST(LmdbConcurrency, ManyAsyncOperationsInFlight) {
   TempDir dir;
   LmdbKVStore store(dir.file("store"), {.durability = LmdbDurability::kNoMetaSync});
   std::vector<Future<void>> puts;
-  for (int i = 0; i < 200; ++i) puts.push_back(store.aput("k" + std::to_string(i), {{"i", i}}, "async"));
+  for (int i = 0; i < 200; ++i)
+    puts.push_back(store.aput("k" + std::to_string(i), {{"i", i}}, "async"));
   for (auto& f : puts) f.get();
   std::vector<Future<std::optional<Value>>> gets;
   for (int i = 0; i < 200; ++i) gets.push_back(store.aget("k" + std::to_string(i), "async"));
-  for (int i = 0; i < 200; ++i) EXPECT_EQ(gets[static_cast<std::size_t>(i)].get(), (Value{{"i", i}}));
+  for (int i = 0; i < 200; ++i)
+    EXPECT_EQ(gets[static_cast<std::size_t>(i)].get(), (Value{{"i", i}}));
   std::vector<Future<void>> batches;
   for (int c = 0; c < 3; ++c) {
     std::vector<KeyValue> pairs;

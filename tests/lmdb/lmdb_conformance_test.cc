@@ -18,7 +18,8 @@ struct LmdbTinyMapTraits {
   TempDir dir;
   std::unique_ptr<BaseKVStore> make() {
     return std::make_unique<LmdbKVStore>(
-        dir.file("store"), LmdbOptions{.map_size = 64 << 10, .durability = LmdbDurability::kNoMetaSync});
+        dir.file("store"),
+        LmdbOptions{.map_size = 64 << 10, .durability = LmdbDurability::kNoMetaSync});
   }
 };
 

@@ -87,8 +87,10 @@ void check_store(LmdbKVStore& store, int run, int acknowledged, std::map<int, Ru
         << "run " << r << ": " << state.acknowledged << " acknowledged, " << present << " present";
     EXPECT_GE(present, state.present) << "run " << r << " lost a batch";
     if (present == state.acknowledged + 1) {
-      if (r == run) ++totals.unacknowledged_but_committed;
-      else if (state.present == state.acknowledged) ++totals.published_late;
+      if (r == run)
+        ++totals.unacknowledged_but_committed;
+      else if (state.present == state.acknowledged)
+        ++totals.published_late;
     }
     state.present = present;
   }
@@ -97,7 +99,8 @@ void check_store(LmdbKVStore& store, int run, int acknowledged, std::map<int, Ru
     int expected_batch = 0;
     for (const auto& [b, js] : batches) {
       EXPECT_EQ(b, expected_batch++) << "run " << r << ": batches must be a prefix";
-      EXPECT_EQ(js.size(), crash_batch(r, b).puts.size()) << "run " << r << " batch " << b << " is partial";
+      EXPECT_EQ(js.size(), crash_batch(r, b).puts.size())
+          << "run " << r << " batch " << b << " is partial";
     }
   }
   // Markers: one per run that committed anything, naming its last batch.
@@ -127,15 +130,18 @@ TEST(LmdbCrash, KilledWritersNeverExposeHalfABatch) {
   std::string path;
   std::unique_ptr<LmdbKVStore> held;  // the store kept open across kills, if any
   int iteration = 0;
-  for (; iteration < kIterations && std::chrono::steady_clock::now() - start < kBudget; ++iteration) {
+  for (; iteration < kIterations && std::chrono::steady_clock::now() - start < kBudget;
+       ++iteration) {
     if (iteration % kRunsPerStore == 0) {
       path = dir.file("store" + std::to_string(iteration / kRunsPerStore));
       runs.clear();
       held.reset();
-      if ((iteration / kRunsPerStore) % 2 == 1) held = std::make_unique<LmdbKVStore>(path, LmdbOptions{.map_size = 64 << 10});
+      if ((iteration / kRunsPerStore) % 2 == 1)
+        held = std::make_unique<LmdbKVStore>(path, LmdbOptions{.map_size = 64 << 10});
     }
     const int run = iteration;
-    ChildProcess child({"crash-writer", path, std::to_string(run), run % 2 == 0 ? "full" : "nometasync"});
+    ChildProcess child(
+        {"crash-writer", path, std::to_string(run), run % 2 == 0 ? "full" : "nometasync"});
     // One kill in ten right away (during start-up or open), the others anywhere in
     // the first 30 ms.
     const int delay = rng() % 10 == 0 ? 0 : delay_us(rng);
@@ -164,10 +170,10 @@ TEST(LmdbCrash, KilledWritersNeverExposeHalfABatch) {
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   std::cout << "crash test: " << totals.kills << " kills in " << elapsed.count() << " ms, "
-            << totals.acknowledged << " acknowledged batches, " << totals.unacknowledged_but_committed
-            << " committed-but-unacknowledged batches (" << totals.published_late
-            << " published at the next write), " << totals.stale_readers_cleared
-            << " stale reader slots cleared\n";
+            << totals.acknowledged << " acknowledged batches, "
+            << totals.unacknowledged_but_committed << " committed-but-unacknowledged batches ("
+            << totals.published_late << " published at the next write), "
+            << totals.stale_readers_cleared << " stale reader slots cleared\n";
   EXPECT_GE(totals.kills, 100) << "too few kills within the time budget";
   EXPECT_GT(totals.acknowledged, totals.kills) << "kills should land after commits too";
   EXPECT_GT(totals.stale_readers_cleared, 0u) << "killed writers leave reader slots behind";

@@ -20,9 +20,18 @@ Value padded(int i, std::size_t bytes) { return Value{{"i", i}, {"pad", std::str
 // Collection names that must all work, including ones that look like the store's
 // internal database names.
 std::vector<std::string> unusual_collection_names() {
-  return {"docstore/data", "", "/", "a/b/c", "\xc3\xa9\xe6\x97\xa5\xe6\x9c\xac",
-          std::string(5000, 'x'), std::string(5000, 'x') + "2", std::string("nul\0in", 6),
-          "kvdex:catalogue", "kvdex:c:1", std::string(511, 'z'), "data"};
+  return {"docstore/data",
+          "",
+          "/",
+          "a/b/c",
+          "\xc3\xa9\xe6\x97\xa5\xe6\x9c\xac",
+          std::string(5000, 'x'),
+          std::string(5000, 'x') + "2",
+          std::string("nul\0in", 6),
+          "kvdex:catalogue",
+          "kvdex:c:1",
+          std::string(511, 'z'),
+          "data"};
 }
 
 TEST(LmdbKVStore, PersistsAcrossReopen) {
@@ -41,7 +50,8 @@ TEST(LmdbKVStore, PersistsAcrossReopen) {
   EXPECT_EQ(store.collections(), names) << "creation order is kept";
   for (std::size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(store.get("k" + std::to_string(i), names[i]), (Value{{"c", i}})) << i;
-    EXPECT_EQ(store.get(std::string(3000, 'L') + std::to_string(i), names[i]), (Value{{"long", i}}));
+    EXPECT_EQ(store.get(std::string(3000, 'L') + std::to_string(i), names[i]),
+              (Value{{"long", i}}));
   }
   EXPECT_EQ(store.get(""), (Value{{"empty", true}}));
   EXPECT_EQ(store.count("data"), 3u);
@@ -62,7 +72,8 @@ TEST(LmdbKVStore, CollectionsAreListedInCreationOrderAndReadsCreateNothing) {
   batch.put("batch/b", "k", EncodedValue::encode({{"v", 2}}));
   batch.put("batch/a", "k", EncodedValue::encode({{"v", 3}}));
   store.write(batch);
-  EXPECT_EQ(store.collections(), (std::vector<std::string>{"zeta", "alpha", "mid", "batch/b", "batch/a"}));
+  EXPECT_EQ(store.collections(),
+            (std::vector<std::string>{"zeta", "alpha", "mid", "batch/b", "batch/a"}));
 }
 
 TEST(LmdbKVStore, GetAllIsInKeyByteOrder) {
@@ -84,7 +95,8 @@ TEST(LmdbKVStore, LongKeysWorkAtEveryLength) {
   }
   for (std::size_t i = 0; i < keys.size(); ++i) store.put(keys[i], {{"i", i}}, "long");
   EXPECT_EQ(store.count("long"), keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(store.get(keys[i], "long"), (Value{{"i", i}}));
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    EXPECT_EQ(store.get(keys[i], "long"), (Value{{"i", i}}));
   std::set<std::string> scanned;
   store.scan("long", [&](std::string_view key, std::string_view) { scanned.emplace(key); });
   EXPECT_EQ(scanned, std::set<std::string>(keys.begin(), keys.end()));
@@ -120,12 +132,14 @@ TEST(LmdbKVStore, OpensThroughUris) {
 
 TEST(LmdbKVStore, MissingStoresAreNotFoundUnlessCreated) {
   TempDir dir;
-  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("a"), {.create_if_missing = false}), ErrorCode::kNotFound);
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("a"), {.create_if_missing = false}),
+                     ErrorCode::kNotFound);
   KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("b"), {.read_only = true}), ErrorCode::kNotFound);
   EXPECT_FALSE(std::filesystem::exists(dir.file("a")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("b")));
   std::filesystem::create_directories(dir.file("empty-dir"));
-  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("empty-dir"), {.create_if_missing = false}), ErrorCode::kNotFound);
+  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.file("empty-dir"), {.create_if_missing = false}),
+                     ErrorCode::kNotFound);
   LmdbKVStore created(dir.file("deep/er/store"));  // parents are created
   EXPECT_TRUE(std::filesystem::exists(dir.file("deep/er/store/data.mdb")));
 }
@@ -275,7 +289,8 @@ TEST(LmdbKVStore, MapGrowsFromATinyInitialSize) {
     total += 3 << 20;
     for (int b = 0; b < 20; ++b) {
       std::vector<KeyValue> pairs;
-      for (int i = 0; i < 50; ++i) pairs.emplace_back("k" + std::to_string(b * 50 + i), padded(i, 2000));
+      for (int i = 0; i < 50; ++i)
+        pairs.emplace_back("k" + std::to_string(b * 50 + i), padded(i, 2000));
       store.put_all(pairs, "many", 50);
       total += 50 * 2000;
     }
@@ -401,7 +416,7 @@ TEST(LmdbKVStore, OneDirectoryOpenedTwiceSharesOneEnvironment) {
   std::filesystem::create_directories(dir.file("store"));
   std::filesystem::create_directory_symlink(dir.file("store"), dir.file("link"));
   LmdbKVStore a(dir.file("store"));
-  LmdbKVStore b(dir.file("link"));   // another spelling of the same directory
+  LmdbKVStore b(dir.file("link"));  // another spelling of the same directory
   LmdbKVStore c(dir.file("store/."));
   a.put("k", {{"v", 1}}, "shared");
   EXPECT_EQ(b.get("k", "shared"), (Value{{"v", 1}}));
@@ -414,7 +429,8 @@ TEST(LmdbKVStore, OneDirectoryOpenedTwiceSharesOneEnvironment) {
 
 TEST(LmdbKVStore, ValuesAreStoredAsTheirCanonicalText) {
   TempDir dir;
-  const std::string text = R"({"a": 1.0, "b": "\u00e9", "c": NaN, "big": 123456789012345678901234567890})";
+  const std::string text =
+      R"({"a": 1.0, "b": "\u00e9", "c": NaN, "big": 123456789012345678901234567890})";
   {
     LmdbKVStore store(dir.path());
     store.put_encoded("k", EncodedValue::parse(text));

@@ -37,7 +37,8 @@ TEST(LmdbMultiProcess, OtherProcessesSeeCommittedData) {
 
   // And the parent's later writes reach a new child.
   store.put("k", {{"from", "parent"}, {"again", true}}, "made/by/child");
-  EXPECT_EQ(run_helper({"get", path, "made/by/child", "k"}), R"({"from": "parent", "again": true})");
+  EXPECT_EQ(run_helper({"get", path, "made/by/child", "k"}),
+            R"({"from": "parent", "again": true})");
   store.verify();
 }
 

@@ -50,7 +50,8 @@ int run(const std::vector<std::string>& a) {
     const int count = std::stoi(a.at(4));
     const std::string pad(std::stoul(a.at(5)), 'f');
     std::vector<kvdex::KeyValue> pairs;
-    for (int i = 0; i < count; ++i) pairs.emplace_back(a.at(3) + std::to_string(i), Value{{"i", i}, {"pad", pad}});
+    for (int i = 0; i < count; ++i)
+      pairs.emplace_back(a.at(3) + std::to_string(i), Value{{"i", i}, {"pad", pad}});
     store.put_all(pairs, a.at(2), std::stoi(a.at(6)));
     say("done");
   } else if (mode == "hold-reader") {
@@ -67,7 +68,8 @@ int run(const std::vector<std::string>& a) {
     const int keys = std::stoi(a.at(4));
     for (int r = 0; r < rounds; ++r) {
       kvdex::WriteBatch batch;
-      const kvdex::EncodedValue value = kvdex::EncodedValue::encode(Value{{"writer", id}, {"round", r}});
+      const kvdex::EncodedValue value =
+          kvdex::EncodedValue::encode(Value{{"writer", id}, {"round", r}});
       for (int k = 0; k < keys; ++k) batch.put("shared", "k" + std::to_string(k), value);
       batch.put("own", "w" + std::to_string(id) + "-" + std::to_string(r), value);
       store.write(batch);
@@ -75,14 +77,15 @@ int run(const std::vector<std::string>& a) {
     say("done");
   } else if (mode == "crash-writer") {
     const int run_id = std::stoi(a.at(2));
-    LmdbKVStore store(a.at(1), LmdbOptions{.map_size = 64 << 10,
-                                           .durability = a.at(3) == "full"
-                                                             ? kvdex::LmdbDurability::kFull
+    LmdbKVStore store(
+        a.at(1), LmdbOptions{.map_size = 64 << 10,
+                             .durability = a.at(3) == "full" ? kvdex::LmdbDurability::kFull
                                                              : kvdex::LmdbDurability::kNoMetaSync});
     for (int b = 0; b < 100000; ++b) {
       const kvdex::testing::CrashBatch cb = kvdex::testing::crash_batch(run_id, b);
       kvdex::WriteBatch batch;
-      for (const auto& e : cb.puts) batch.put(e.collection, e.key, kvdex::EncodedValue::encode(e.value));
+      for (const auto& e : cb.puts)
+        batch.put(e.collection, e.key, kvdex::EncodedValue::encode(e.value));
       batch.put(kvdex::testing::kMarkerCollection, cb.marker,
                 kvdex::EncodedValue::encode(Value{{"run", run_id}, {"batch", b}}));
       if (cb.old_marker) batch.remove(kvdex::testing::kMarkerCollection, *cb.old_marker);
