@@ -613,6 +613,12 @@ std::optional<MDB_dbi> LmdbEnv::find_collection(std::string_view name) {
   if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
   const std::optional<MDB_dbi> catalogue_dbi = catalogue();
   if (!catalogue_dbi) return std::nullopt;
+  {
+    // Absence is answered from a pooled snapshot, without serializing readers: reads
+    // of a collection nobody wrote yet are common (LlamaIndex reads before it writes).
+    ReadTxn txn(*this);
+    if (!lookup_id(txn.get(), *catalogue_dbi, name)) return std::nullopt;
+  }
   std::lock_guard open_lock(dbi_open_mu_);
   if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
   const LmdbErrorContext context = this->context().with_collection(name);

