@@ -246,7 +246,9 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
         Registry& reg = registry();
         {
           std::lock_guard guard(reg.mu);
-          delete e;
+          // An environment inherited through fork() is left alone: closing it in the
+          // child would drop the child's own locks on the same files.
+          if (e->creator_pid_ == ::getpid()) delete e;
           auto entry = reg.entries.find(key);
           if (entry != reg.entries.end() && entry->second.raw == e) reg.entries.erase(entry);
         }
@@ -272,6 +274,7 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
       max_collections_(std::max(1u, options.max_collections)),
       max_readers_(std::max(1u, options.max_readers)),
       reader_check_interval_(options.reader_check_interval),
+      creator_pid_(::getpid()),
       full_durability_(options.durability == LmdbDurability::kFull) {
   int rc = mdb_env_create(&env_);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context());

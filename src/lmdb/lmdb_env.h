@@ -25,6 +25,7 @@
 #define KVDEX_SRC_LMDB_LMDB_ENV_H_
 
 #include <lmdb.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -179,6 +180,7 @@ class LmdbEnv {
   const unsigned max_collections_;
   const unsigned max_readers_;
   const std::chrono::milliseconds reader_check_interval_;
+  const pid_t creator_pid_;
   MDB_env* env_ = nullptr;
 
   TxnGate gate_;

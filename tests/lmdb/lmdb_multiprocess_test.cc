@@ -1,6 +1,8 @@
 // Several processes on one store: the test helper (lmdb_test_helper.cc) runs as a
 // child process started with posix_spawn.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -141,6 +143,36 @@ TEST(LmdbMultiProcess, StaleReadersOfKilledProcessesAreCleared) {
   LmdbKVStore store(path);
   EXPECT_EQ(store.stats().stale_readers_cleared, 1u) << "cleared at open";
   EXPECT_EQ(store.get("k", "c"), (Value{{"v", 1}}));
+}
+
+// LMDB forbids using an environment after fork(); a child that opens the store
+// again gets its own environment, not the one inherited from the parent.
+TEST(LmdbMultiProcess, ForkedChildOpensTheStoreAgain) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  LmdbKVStore store(path);
+  store.put("k", {{"v", 1}});
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = 0;
+    try {
+      LmdbKVStore again(path);
+      if (again.stats().collections_open != 0) code = 3;  // the parent's environment has one
+      again.put("child", {{"v", 2}});
+      if (again.get("k") != Value{{"v", 1}}) code = 1;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);  // no destructors of the parent's objects in the child
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(store.get("child"), (Value{{"v", 2}}));
+  store.put("after", {{"v", 3}});
+  store.verify();
 }
 
 }  // namespace
