@@ -34,7 +34,7 @@
 // environment (LMDB forbids opening it twice in a process); do not open the store's
 // files by other means in a process that has it open (closing any descriptor of
 // lock.mdb drops the process's locks). A store must not be used in a child after
-// fork(); open it again in the child.
+// fork(); open it again in the child, which gets its own environment.
 //
 // Opening does constant work, whatever the store's size: no collection is opened or
 // counted until it is used.
