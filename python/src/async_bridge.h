@@ -8,7 +8,11 @@
 // cancelled. A C++ future that is already complete is settled at once.
 //
 // Python references held by a pending call are released under the GIL inside the
-// callback; if the interpreter is shutting down they are left alone.
+// callback. C++ threads enter Python only through PythonGate: at interpreter exit
+// (an atexit hook, before finalization) the gate closes after the callbacks already
+// inside have finished, and later completions leave Python alone. Without it, a
+// thread taking the GIL during finalization is ended by CPython with a forced
+// unwind, which aborts the process.
 #ifndef KVDEX_PYTHON_ASYNC_BRIDGE_H_
 #define KVDEX_PYTHON_ASYNC_BRIDGE_H_
 
@@ -27,6 +31,36 @@ namespace kvdex::python {
 // exception on an asyncio future unless it is done (cancelled) already.
 nanobind::handle settle_function();
 
+class PythonGate {
+ public:
+  // True if the caller may take the GIL; pair it with leave().
+  static bool enter();
+  static void leave();
+  // Closes the gate and waits for those inside. Called with the GIL held (it is
+  // released while waiting).
+  static void close();
+};
+
+// enter() + the GIL, for the scope of a callback on a C++ thread.
+class PythonScope {
+ public:
+  PythonScope() : entered_(PythonGate::enter()) {
+    if (entered_) state_ = PyGILState_Ensure();
+  }
+  ~PythonScope() {
+    if (!entered_) return;
+    PyGILState_Release(state_);
+    PythonGate::leave();
+  }
+  PythonScope(const PythonScope&) = delete;
+  PythonScope& operator=(const PythonScope&) = delete;
+  explicit operator bool() const { return entered_; }
+
+ private:
+  bool entered_;
+  PyGILState_STATE state_{};
+};
+
 namespace detail_async {
 
 // Strong references to the loop and the asyncio future, dropped under the GIL.
@@ -38,7 +72,7 @@ class Pending {
   Pending& operator=(const Pending&) = delete;
   ~Pending() {
     if (loop_ == nullptr) return;
-    if (nanobind::detail::cleanup_guard guard{}) release();
+    if (PythonScope python{}) release();
   }
 
   // Needs the GIL.
@@ -91,8 +125,8 @@ nanobind::object bridge(kvdex::Future<T> future, nanobind::handle loop, Convert 
   }
   auto pending = std::make_shared<detail_async::Pending>(loop, py_future);
   future.on_ready([future, pending, convert = std::move(convert)]() mutable {
-    nb::detail::cleanup_guard gil;
-    if (!gil) return;  // the interpreter is gone; leave the references alone
+    PythonScope python;
+    if (!python) return;  // the interpreter is exiting; leave the references alone
     nb::object value;
     bool is_error = false;
     try {

@@ -390,6 +390,9 @@ NB_MODULE(_native, m) {
 
   m.def("_settle", &settle, "future"_a, "is_error"_a, "value"_a.none());
   g_settle = m.attr("_settle").inc_ref().ptr();
+  // Before the interpreter finalizes, stop C++ threads from entering Python.
+  m.def("_close_python_gate", &PythonGate::close);
+  nb::module_::import_("atexit").attr("register")(m.attr("_close_python_gate"));
 
   m.def(
       "_dumps",

@@ -136,3 +136,20 @@ async def test_many_concurrent_operations_through_the_executor():
     removed = await asyncio.gather(*(store.adelete(f"k{i}") for i in range(0, 300, 2)))
     assert all(removed)
     assert len(await store.aget_all()) == 150
+
+
+def test_interpreter_exit_with_completions_pending():
+    # C++ threads completing futures while Python finalizes must not take the GIL
+    # (CPython would end them with a forced unwind, aborting the process).
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, kvdex\n"
+        "from kvdex import _native\n"
+        "loop = asyncio.new_event_loop()\n"
+        "futures = [_native._delayed(1, '', 0.0001 * i, loop) for i in range(2000)]\n"
+    )
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
