@@ -1,7 +1,10 @@
 #include "async_bridge.h"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <mutex>
+#include <new>
 
 namespace kvdex::python {
 namespace {
@@ -10,6 +13,16 @@ std::mutex g_gate_mu;
 std::condition_variable g_gate_cv;
 bool g_gate_closed = false;
 int g_gate_inside = 0;
+
+// A forked child has none of the parent's other threads: whoever was inside the
+// gate (or holding its lock) is not, there.
+void reset_gate_in_child() {
+  new (&g_gate_mu) std::mutex();
+  new (&g_gate_cv) std::condition_variable();
+  g_gate_inside = 0;
+}
+
+const int g_atfork_registered = pthread_atfork(nullptr, nullptr, reset_gate_in_child);
 
 }  // namespace
 
