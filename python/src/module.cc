@@ -115,7 +115,6 @@ class PyKVStore {
         in_memory_(dynamic_cast<BaseInMemoryKVStore*>(store_.get()) != nullptr) {}
 
   BaseKVStore& store() const { return *store_; }
-  const std::shared_ptr<BaseKVStore>& shared() const { return store_; }
   bool in_memory() const { return in_memory_; }
   // Single operations release the GIL only where they may wait for I/O.
   bool release_single() const { return !in_memory_; }
@@ -447,14 +446,25 @@ NB_MODULE(_native, m) {
           },
           "uri"_a, nb::kw_only(), "create_if_missing"_a = true, "read_only"_a = false)
       .def_prop_ro("in_memory", &PyKVStore::in_memory)
-      .def("put", &PyKVStore::put, "key"_a.none(), "val"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
+      .def("put", &PyKVStore::put, "key"_a.none(), "val"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+           nb::sig("def put(self, key: str, val: dict, collection: str = 'data') -> None"),
+           "Store a copy of `val` (a JSON-serializable dict) under `key`.")
       .def("put_all", &PyKVStore::put_all, "kv_pairs"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
-           "batch_size"_a = kDefaultBatchSize)
-      .def("get", &PyKVStore::get, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
-      .def("get_all", &PyKVStore::get_all, "collection"_a.none() = std::string(kDefaultCollection))
-      .def("delete", &PyKVStore::remove, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection))
-      .def("collections", &PyKVStore::collections)
-      .def("flush", &PyKVStore::flush)
+           "batch_size"_a = kDefaultBatchSize,
+           nb::sig("def put_all(self, kv_pairs: typing.Iterable[tuple[str, dict]], collection: str = 'data', "
+                   "batch_size: int = 1) -> None"),
+           "Store every (key, value) pair, `batch_size` pairs per atomic batch (any batch_size >= 1).")
+      .def("get", &PyKVStore::get, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+           nb::sig("def get(self, key: str, collection: str = 'data') -> dict | None"),
+           "A new copy of the value stored under `key`, or None.")
+      .def("get_all", &PyKVStore::get_all, "collection"_a.none() = std::string(kDefaultCollection),
+           nb::sig("def get_all(self, collection: str = 'data') -> dict[str, dict]"),
+           "Every key -> value of the collection (new copies).")
+      .def("delete", &PyKVStore::remove, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+           nb::sig("def delete(self, key: str, collection: str = 'data') -> bool"),
+           "Remove `key`; True if it was there.")
+      .def("collections", &PyKVStore::collections, "The collection names, in creation order where the store keeps one.")
+      .def("flush", &PyKVStore::flush, "Make everything written so far durable (json: rewrites its file).")
       .def("_aput", &PyKVStore::aput, "key"_a.none(), "val"_a.none(), "collection"_a.none(), "loop"_a)
       .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a.none(), "collection"_a.none(), "batch_size"_a, "loop"_a)
       .def("_aget", &PyKVStore::aget, "key"_a.none(), "collection"_a.none(), "loop"_a)
@@ -478,7 +488,7 @@ NB_MODULE(_native, m) {
       .def("_persist_local", &PySimpleKVStore::persist_local, "persist_path"_a)
       .def("to_json_text", &PySimpleKVStore::to_json_text,
            "The persist file's text (what json.dumps writes for to_dict()).")
-      .def("to_dict", &PySimpleKVStore::to_dict)
+      .def("to_dict", &PySimpleKVStore::to_dict, "{collection: {key: value}} (new copies).")
       .def("__getstate__", &PySimpleKVStore::to_json_text)
       .def("__setstate__",
            [](PySimpleKVStore* self, nb::handle state) {
