@@ -185,3 +185,39 @@ def test_open_memory_and_json(tmp_path):
         kvdex.open("nosuchscheme:x")
     with pytest.raises(kvdex.NotFoundError):
         kvdex.open(f"json:{tmp_path / 'missing.json'}", create_if_missing=False)
+
+
+def test_threads_share_a_store():
+    # put_all and get_all release the GIL; batches are never seen half applied.
+    import threading
+
+    store = kvdex.SimpleKVStore()
+    errors = []
+
+    def writer(t):
+        try:
+            for round_ in range(20):
+                store.put_all([(f"t{t}-{i}", {"round": round_}) for i in range(200)],
+                              collection="c", batch_size=200)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def reader():
+        try:
+            for _ in range(50):
+                rounds = {}
+                for key, value in store.get_all("c").items():
+                    rounds.setdefault(key.split("-")[0], set()).add(value["round"])
+                # one batch holds a whole round of one writer: never two rounds at once
+                assert all(len(r) == 1 for r in rounds.values()), rounds
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(store.get_all("c")) == 600
