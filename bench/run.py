@@ -26,9 +26,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 import workloads  # noqa: E402
 
 
+FAILURES = []
+
+
 def run_rows(cmd, env=None):
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
+        FAILURES.append(" ".join(map(str, cmd)))
         print(f"  ! {' '.join(map(str, cmd))} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}",
               file=sys.stderr)
         return []
@@ -113,6 +117,9 @@ def main():
     md = render(rows, args)
     (out_dir / "results.md").write_text(md)
     print(md)
+    if FAILURES:
+        print(f"{len(FAILURES)} benchmark command(s) failed:", *FAILURES, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
 
 
 def render(rows, args) -> str:

@@ -22,8 +22,14 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 ctest --preset tsan -j2
 
-echo "== Python: pip install . into .venv, then pytest (package and CLI tests)"
+echo "== Python: pip install . into .venv"
 scripts/python-env.sh
+
+echo "== Benchmark harness at a tiny size (so it cannot rot; the numbers mean nothing)"
+.venv/bin/python bench/run.py --nodes 300 --small 3000 --threads 1,2 --out build/bench-smoke >/dev/null
+echo "benchmark smoke run: ok"
+
+echo "== Python: pytest (package and CLI tests)"
 python_tests=(tests/cli)
 if [[ -f pyproject.toml ]]; then python_tests+=(python/tests); fi
 KVDEX_CLI="$PWD/build/default/tools/kvdex" .venv/bin/python -m pytest -q "${python_tests[@]}"
