@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--bench-bin", default=str(ROOT / "build" / "default" / "bench" / "kvdex_bench"))
     parser.add_argument("--only-native", action="store_true", help="skip the Python rows")
     parser.add_argument("--threads", default="1,2,4")
+    parser.add_argument("--encoded-only", action="store_true",
+                        help="C++ stores through the encoded API only (for 10x sizes: typed values need GBs)")
     args = parser.parse_args()
 
     out_dir = pathlib.Path(args.out)
@@ -82,10 +84,13 @@ def main():
             print(f"== workload {workload}: {file.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
             common = ["--workload-file", file, "--workload", workload]
             # kvdex C++: in-memory SimpleKVStore and LMDB, 1..T threads.
+            encoded = ["--encoded-only", "1"] if args.encoded_only else []
             for threads in [int(t) for t in args.threads.split(",")]:
-                rows += run_rows([bench, "store", "--uri", "memory:", "--threads", threads, *common])
+                if args.encoded_only and threads > 1:
+                    continue
+                rows += run_rows([bench, "store", "--uri", "memory:", "--threads", threads, *encoded, *common])
                 lmdb_dir = work / f"lmdb-{workload}-{threads}"
-                rows += run_rows([bench, "store", "--uri", f"lmdb:{lmdb_dir}", "--threads", threads, *common])
+                rows += run_rows([bench, "store", "--uri", f"lmdb:{lmdb_dir}", "--threads", threads, *encoded, *common])
                 if threads == 1:
                     rows += run_rows([bench, "open", "--uri", f"lmdb:{lmdb_dir}", "--workload", workload])
                 shutil.rmtree(lmdb_dir, ignore_errors=True)
