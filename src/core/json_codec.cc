@@ -832,8 +832,9 @@ Value decode_canonical(std::string_view text) {
   try {
     parser.parse_value(builder);
   } catch (const JsonSyntaxError& e) {
-    throw Error(ErrorCode::kInternal, "stored value is not valid JSON at " +
-                                          describe_offset(text, e.offset) + ": " + e.message);
+    // Canonical text only comes from a store: bad bytes there are corruption.
+    throw Error(ErrorCode::kCorruption, "stored value is not valid JSON at " +
+                                            describe_offset(text, e.offset) + ": " + e.message);
   }
   return std::move(builder.root);
 }

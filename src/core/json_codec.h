@@ -122,7 +122,8 @@ std::string canonicalize_any(std::string_view text);
 std::string parse_canonical_value(JsonParser& parser);
 
 // Builds a Value from canonical text. Throws Error(kOutOfRange) for integers beyond
-// 64 bits.
+// 64 bits and Error(kCorruption) when the text is not valid JSON (it came from a
+// store, so the store holds bad bytes).
 Value decode_canonical(std::string_view text);
 
 // Escapes a key or collection name for the persist file; ASCII-only fast path.

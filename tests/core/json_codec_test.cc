@@ -192,5 +192,20 @@ TEST(EncodedValue, DecodeKeepsOrderOfLargeObjects) {
   EXPECT_EQ(back.begin().key(), "k4999");
 }
 
+// Canonical text comes from a store; when it does not parse, the store holds bad
+// bytes: corruption (not an internal error), with the offset.
+TEST(EncodedValue, MalformedStoredTextIsCorruption) {
+  for (std::string_view text : {R"({"a": tru})", R"({"a": 1)", "", R"({"a" 1})"}) {
+    try {
+      (void)decode_canonical(text);
+      ADD_FAILURE() << "expected an error for " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find("stored value is not valid JSON at"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvdex::detail
