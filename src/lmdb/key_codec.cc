@@ -116,32 +116,56 @@ std::optional<std::string_view> KeyCodec::get(MDB_txn* txn, MDB_dbi dbi, std::st
   return found;
 }
 
-void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view payload,
-                   const LmdbErrorContext& context) const {
+namespace {
+
+// Copies the head of a payload that is being replaced or removed.
+void copy_head(std::string_view payload, std::span<char> head, const LmdbErrorContext& context) {
+  if (payload.size() < head.size()) throw_lmdb_corruption("record too short", context);
+  if (!head.empty()) std::memcpy(head.data(), payload.data(), head.size());
+}
+
+}  // namespace
+
+KeyCodec::Reserved KeyCodec::reserve(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
+                                     std::size_t payload_size, std::span<char> old_head,
+                                     std::string* lmdb_key, const LmdbErrorContext& context) const {
   if (is_inline(key)) {
     const std::string tagged = tag_.empty() ? std::string() : inline_key(key);
-    MDB_val k = as_val(tag_.empty() ? key : std::string_view(tagged));
-    MDB_val d = as_val(payload);
-    const int rc = mdb_put(txn, dbi, &k, &d, 0);
+    const std::string_view stored = tag_.empty() ? key : std::string_view(tagged);
+    if (lmdb_key != nullptr) lmdb_key->assign(stored);
+    MDB_val k = as_val(stored);
+    MDB_val d{payload_size, nullptr};
+    // New keys (the common case of put_all) cost one descent: insert-if-absent.
+    int rc = mdb_put(txn, dbi, &k, &d, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_SUCCESS) return Reserved{static_cast<char*>(d.mv_data), false};
+    if (rc != MDB_KEYEXIST) throw_lmdb_error(rc, "put", context);
+    copy_head(as_view(d), old_head, context);  // d is the existing record
+    d = MDB_val{payload_size, nullptr};
+    rc = mdb_put(txn, dbi, &k, &d, MDB_RESERVE);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
-    return;
+    return Reserved{static_cast<char*>(d.mv_data), true};
+  }
+  if (key.size() > 0xffffffffULL) {
+    throw Error(ErrorCode::kInvalidArgument,
+                lmdb_error_subject(context) + ": key longer than 4 GiB");
   }
   const std::string prefix = group_prefix(key);
   std::string target;
+  bool exists = false;
   {
     std::vector<unsigned> used;
     LmdbCursor cursor(txn, dbi, context);
-    const bool exists =
-        walk_group(cursor.get(), prefix, context, [&](const MDB_val& k, const MDB_val& d) {
-          const std::optional<Entry> entry = decode(k, d);
-          if (!entry) throw_lmdb_corruption("malformed long-key record", context);
-          if (entry->key == key) {
-            target.assign(as_view(k));
-            return true;
-          }
-          used.push_back(group_counter(k));
-          return false;
-        });
+    exists = walk_group(cursor.get(), prefix, context, [&](const MDB_val& k, const MDB_val& d) {
+      const std::optional<Entry> entry = decode(k, d);
+      if (!entry) throw_lmdb_corruption("malformed long-key record", context);
+      if (entry->key == key) {
+        target.assign(as_view(k));
+        copy_head(entry->payload, old_head, context);
+        return true;
+      }
+      used.push_back(group_counter(k));
+      return false;
+    });
     if (!exists) {
       // Counters are assigned upwards; after a wrap-around, the first free one.
       unsigned counter = 0;
@@ -162,12 +186,9 @@ void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_
       target.push_back(static_cast<char>(counter & 0xff));
     }
   }  // the cursor is closed before the tree changes
+  if (lmdb_key != nullptr) lmdb_key->assign(target);
   MDB_val k = as_val(target);
-  MDB_val d{4 + key.size() + payload.size(), nullptr};
-  if (key.size() > 0xffffffffULL) {
-    throw Error(ErrorCode::kInvalidArgument,
-                lmdb_error_subject(context) + ": key longer than 4 GiB");
-  }
+  MDB_val d{4 + key.size() + payload_size, nullptr};
   const int rc = mdb_put(txn, dbi, &k, &d, MDB_RESERVE);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
   auto* out = static_cast<unsigned char*>(d.mv_data);
@@ -177,25 +198,36 @@ void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_
   out[2] = static_cast<unsigned char>((n >> 16) & 0xff);
   out[3] = static_cast<unsigned char>((n >> 24) & 0xff);
   if (!key.empty()) std::memcpy(out + 4, key.data(), key.size());
-  if (!payload.empty()) std::memcpy(out + 4 + key.size(), payload.data(), payload.size());
+  return Reserved{reinterpret_cast<char*>(out + 4 + key.size()), exists};
 }
 
-bool KeyCodec::remove(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
+void KeyCodec::put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view payload,
+                   const LmdbErrorContext& context) const {
+  const Reserved r = reserve(txn, dbi, key, payload.size(), {}, nullptr, context);
+  if (!payload.empty()) std::memcpy(r.payload, payload.data(), payload.size());
+}
+
+bool KeyCodec::remove(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::span<char> old_head,
                       const LmdbErrorContext& context) const {
+  LmdbCursor cursor(txn, dbi, context);
   if (is_inline(key)) {
     const std::string tagged = tag_.empty() ? std::string() : inline_key(key);
     MDB_val k = as_val(tag_.empty() ? key : std::string_view(tagged));
-    const int rc = mdb_del(txn, dbi, &k, nullptr);
+    MDB_val d;
+    int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_SET_KEY);
     if (rc == MDB_NOTFOUND) return false;
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "delete", context);
+    copy_head(as_view(d), old_head, context);
+    rc = mdb_cursor_del(cursor.get(), 0);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "delete", context);
     return true;
   }
   const std::string prefix = group_prefix(key);
-  LmdbCursor cursor(txn, dbi, context);
   return walk_group(cursor.get(), prefix, context, [&](const MDB_val& k, const MDB_val& d) {
     const std::optional<Entry> entry = decode(k, d);
     if (!entry) throw_lmdb_corruption("malformed long-key record", context);
     if (entry->key != key) return false;
+    copy_head(entry->payload, old_head, context);
     const int rc = mdb_cursor_del(cursor.get(), 0);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "delete", context);
     return true;

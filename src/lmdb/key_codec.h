@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -76,14 +77,30 @@ class KeyCodec {
   }
   std::string_view tag() const noexcept { return tag_; }
 
+  // What reserve() did.
+  struct Reserved {
+    char* payload;  // payload_size bytes to fill before the transaction's next write
+    bool existed;   // the key was there (and old_head holds its old payload's head)
+  };
+
   // The payload stored for `key`, pointing into the map (valid during the txn).
   std::optional<std::string_view> get(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
                                       const LmdbErrorContext& context) const;
+  // Inserts `key` or overwrites it with a payload of `payload_size` bytes that the
+  // caller writes at the returned address (LMDB's MDB_RESERVE: no copy). A new inline
+  // key costs one B-tree descent; an overwrite two. When the key existed, the first
+  // old_head.size() bytes of its old payload are copied to old_head (a shorter old
+  // payload is kCorruption). `lmdb_key` receives the record's LMDB key (the buffer is
+  // reused; pass nullptr if not needed). Throws LmdbMapFull when the map is full.
+  Reserved reserve(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::size_t payload_size,
+                   std::span<char> old_head, std::string* lmdb_key,
+                   const LmdbErrorContext& context) const;
   // Inserts or overwrites. Throws LmdbMapFull when the map is full.
   void put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view payload,
            const LmdbErrorContext& context) const;
-  // Whether the key was there.
-  bool remove(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
+  // Whether the key was there. The first old_head.size() bytes of the removed payload
+  // are copied to old_head (a shorter payload is kCorruption).
+  bool remove(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::span<char> old_head,
               const LmdbErrorContext& context) const;
 
   // Whether an LMDB key belongs to this keyspace.

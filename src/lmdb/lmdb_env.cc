@@ -77,15 +77,25 @@ class TxnGuard {
 
 }  // namespace
 
-std::string collection_db_name(std::uint64_t id) {
+namespace {
+
+std::string hex_id(std::uint64_t id) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   do {
     hex.insert(hex.begin(), kHex[id & 0xf]);
     id >>= 4;
   } while (id != 0);
-  return std::string(kCollectionDbPrefix) + hex;
+  return hex;
 }
+
+}  // namespace
+
+std::string collection_db_name(std::uint64_t id) {
+  return std::string(kCollectionDbPrefix) + hex_id(id);
+}
+
+std::string order_db_name(std::uint64_t id) { return std::string(kOrderDbPrefix) + hex_id(id); }
 
 std::string encode_u64(std::uint64_t v) {
   std::string out(8, '\0');
@@ -140,9 +150,9 @@ ReadTxn::~ReadTxn() { env_.end_read(txn_); }
 
 // ---- WriteTxn ---------------------------------------------------------------------
 
-std::optional<MDB_dbi> WriteTxn::collection(std::string_view name, bool create) {
-  if (auto it = opened_.find(std::string(name)); it != opened_.end()) return it->second;
-  if (std::optional<MDB_dbi> dbi = env_.cached(name)) return dbi;
+std::optional<CollectionDbs> WriteTxn::collection(std::string_view name, bool create) {
+  if (auto it = opened_.find(name); it != opened_.end()) return it->second;
+  if (std::optional<CollectionDbs> dbs = env_.cached(name)) return dbs;
   const LmdbErrorContext context = env_.context().with_collection(name);
   if (!may_open_) {
     throw Error(ErrorCode::kInternal, lmdb_error_subject(context) +
@@ -156,15 +166,9 @@ std::optional<MDB_dbi> WriteTxn::collection(std::string_view name, bool create) 
   if (!catalogue) {
     throw Error(ErrorCode::kInternal, lmdb_error_subject(context) + ": catalogue is not open");
   }
-  MDB_dbi dbi = 0;
+  CollectionDbs dbs;
   if (std::optional<std::uint64_t> id = env_.lookup_id(txn_, *catalogue, name)) {
-    const int rc = mdb_dbi_open(txn_, collection_db_name(*id).c_str(), 0, &dbi);
-    if (rc == MDB_NOTFOUND) {
-      throw_lmdb_corruption("the catalogue lists the collection but its database " +
-                                collection_db_name(*id) + " is missing",
-                            context);
-    }
-    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open collection", context);
+    dbs = env_.open_collection_dbs(txn_, *id, 0, context);
   } else {
     if (!create) return std::nullopt;
     MDB_val k = as_val(kNextIdKey);
@@ -184,11 +188,10 @@ std::optional<MDB_dbi> WriteTxn::collection(std::string_view name, bool create) 
     rc = mdb_put(txn_, *catalogue, &k, &d, 0);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
     KeyCodec(kNameTag).put(txn_, *catalogue, name, encode_u64(*next), context);
-    rc = mdb_dbi_open(txn_, collection_db_name(*next).c_str(), MDB_CREATE, &dbi);
-    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
+    dbs = env_.open_collection_dbs(txn_, *next, MDB_CREATE, context);
   }
-  opened_.emplace(std::string(name), dbi);
-  return dbi;
+  opened_.emplace(std::string(name), dbs);
+  return dbs;
 }
 
 // ---- LmdbEnv: opening and closing -------------------------------------------------
@@ -279,7 +282,8 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
   int rc = mdb_env_create(&env_);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context());
   try {
-    rc = mdb_env_set_maxdbs(env_, max_collections_ + 1);  // + the catalogue
+    // Two databases per collection, plus the catalogue.
+    rc = mdb_env_set_maxdbs(env_, 2 * max_collections_ + 1);
     if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env_, max_readers_);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "configure environment", context());
     // A new store starts at the requested size (LMDB's own default is 1 MiB); an
@@ -568,13 +572,29 @@ void LmdbEnv::write(std::span<const std::string> collections, std::size_t size_h
 
 // ---- Collections ------------------------------------------------------------------
 
-std::optional<MDB_dbi> LmdbEnv::cached(std::string_view name) {
+std::optional<CollectionDbs> LmdbEnv::cached(std::string_view name) {
   std::shared_lock lock(cache_mu_);
-  // Heterogeneous lookup needs C++20 transparent hashing; collection names are short
-  // in practice, and this is only reached on the hot path once per operation.
-  auto it = dbis_.find(std::string(name));
+  auto it = dbis_.find(name);  // transparent: no std::string is built
   if (it == dbis_.end()) return std::nullopt;
   return it->second;
+}
+
+CollectionDbs LmdbEnv::open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
+                                           const LmdbErrorContext& context) {
+  CollectionDbs dbs;
+  for (auto [name, dbi] :
+       {std::pair{collection_db_name(id), &dbs.keys}, std::pair{order_db_name(id), &dbs.order}}) {
+    const int rc = mdb_dbi_open(txn, name.c_str(), flags, dbi);
+    if (rc == MDB_NOTFOUND) {
+      throw_lmdb_corruption(
+          "the catalogue lists the collection but its database " + name + " is missing", context);
+    }
+    if (rc != MDB_SUCCESS) {
+      throw_lmdb_error(rc, (flags & MDB_CREATE) != 0 ? "create collection" : "open collection",
+                       context);
+    }
+  }
+  return dbs;
 }
 
 std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -612,8 +632,8 @@ std::optional<MDB_dbi> LmdbEnv::catalogue() {
   return dbi;
 }
 
-std::optional<MDB_dbi> LmdbEnv::find_collection(std::string_view name) {
-  if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
+std::optional<CollectionDbs> LmdbEnv::find_collection(std::string_view name) {
+  if (std::optional<CollectionDbs> dbs = cached(name)) return dbs;
   const std::optional<MDB_dbi> catalogue_dbi = catalogue();
   if (!catalogue_dbi) return std::nullopt;
   {
@@ -623,23 +643,16 @@ std::optional<MDB_dbi> LmdbEnv::find_collection(std::string_view name) {
     if (!lookup_id(txn.get(), *catalogue_dbi, name)) return std::nullopt;
   }
   std::lock_guard open_lock(dbi_open_mu_);
-  if (std::optional<MDB_dbi> dbi = cached(name)) return dbi;
+  if (std::optional<CollectionDbs> dbs = cached(name)) return dbs;
   const LmdbErrorContext context = this->context().with_collection(name);
   TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
   const std::optional<std::uint64_t> id = lookup_id(txn.get(), *catalogue_dbi, name);
   if (!id) return std::nullopt;
-  MDB_dbi dbi = 0;
-  const int rc = mdb_dbi_open(txn.get(), collection_db_name(*id).c_str(), 0, &dbi);
-  if (rc == MDB_NOTFOUND) {
-    throw_lmdb_corruption("the catalogue lists the collection but its database " +
-                              collection_db_name(*id) + " is missing",
-                          context);
-  }
-  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open collection", context);
-  txn.commit("open collection", context);  // the handle is usable by later transactions
+  const CollectionDbs dbs = open_collection_dbs(txn.get(), *id, 0, context);
+  txn.commit("open collection", context);  // the handles are usable by later transactions
   std::unique_lock lock(cache_mu_);
-  dbis_.insert_or_assign(std::string(name), dbi);
-  return dbi;
+  dbis_.insert_or_assign(std::string(name), dbs);
+  return dbs;
 }
 
 // ---- Maintenance ------------------------------------------------------------------

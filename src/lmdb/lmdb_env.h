@@ -16,11 +16,15 @@
 // Lock order: writer_mu_ -> dbi_open_mu_ -> gate -> cache_mu_ / pool_mu_.
 //
 // Catalogue (named database "kvdex:catalogue"), keyed by a one-byte tag:
-//   "mformat"   -> "1"                      format of this store
+//   "mformat"   -> "2"                      format of this store
 //   "mnext_id"  -> u64 big-endian           the id the next collection gets
 //   "o" + u64 big-endian id -> name         creation order
 //   "n" + name (KeyCodec, tag "n") -> u64 big-endian id
-// A collection's database is named "kvdex:c:" + the id in lower-case hex.
+// A collection has two databases, named with the id in lower-case hex:
+//   "kvdex:c:<id>" (keys)  KeyCodec records whose payload is the entry's sequence
+//                          number (u64 big-endian) followed by the value text;
+//   "kvdex:o:<id>" (order) u64 big-endian sequence number -> the LMDB key of the
+//                          record in the keys database. Cursor order = insertion order.
 #ifndef KVDEX_SRC_LMDB_LMDB_ENV_H_
 #define KVDEX_SRC_LMDB_LMDB_ENV_H_
 
@@ -50,15 +54,45 @@ namespace kvdex::detail {
 
 inline constexpr std::string_view kCatalogueName = "kvdex:catalogue";
 inline constexpr std::string_view kCollectionDbPrefix = "kvdex:c:";
+inline constexpr std::string_view kOrderDbPrefix = "kvdex:o:";
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kNextIdKey = "mnext_id";
-inline constexpr std::string_view kFormatVersion = "1";
+inline constexpr std::string_view kFormatVersion = "2";
 inline constexpr std::string_view kOrderTag = "o";
 inline constexpr std::string_view kNameTag = "n";
+// Bytes of the sequence number at the head of every collection record's payload.
+inline constexpr std::size_t kSeqBytes = 8;
 
 std::string collection_db_name(std::uint64_t id);
+std::string order_db_name(std::uint64_t id);
 std::string encode_u64(std::uint64_t v);
 std::optional<std::uint64_t> decode_u64(std::string_view bytes) noexcept;
+
+inline void store_u64(char* out, std::uint64_t v) noexcept {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+inline std::uint64_t load_u64(const char* in) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+// The two databases of a collection.
+struct CollectionDbs {
+  MDB_dbi keys = 0;   // KeyCodec records: sequence number + value text
+  MDB_dbi order = 0;  // sequence number -> LMDB key of the record
+};
+
+// Heterogeneous lookup, so finding a handle by string_view allocates nothing.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
 
 // Shared/exclusive gate with writer preference: once a thread waits to hold it
 // exclusively, new shared holders wait, so a growing map cannot be starved by a
@@ -99,9 +133,9 @@ class ReadTxn {
 class WriteTxn {
  public:
   MDB_txn* get() const noexcept { return txn_; }
-  // The collection's database handle; creates the collection (catalogue entries and
-  // database) when `create` is set and it does not exist. nullopt if absent.
-  std::optional<MDB_dbi> collection(std::string_view name, bool create);
+  // The collection's database handles; creates the collection (catalogue entries and
+  // databases) when `create` is set and it does not exist. nullopt if absent.
+  std::optional<CollectionDbs> collection(std::string_view name, bool create);
 
  private:
   friend class LmdbEnv;
@@ -110,7 +144,8 @@ class WriteTxn {
   LmdbEnv& env_;
   MDB_txn* txn_;
   bool may_open_;
-  std::unordered_map<std::string, MDB_dbi> opened_;  // handles to publish on commit
+  // Handles to publish on commit.
+  std::unordered_map<std::string, CollectionDbs, StringHash, std::equal_to<>> opened_;
 };
 
 class LmdbEnv {
@@ -129,9 +164,9 @@ class LmdbEnv {
     return LmdbErrorContext{path_, {}, false, max_collections_};
   }
 
-  // The handle of an existing collection, or nullopt. Opens it (once per process)
+  // The handles of an existing collection, or nullopt. Opens it (once per process)
   // through the catalogue.
-  std::optional<MDB_dbi> find_collection(std::string_view name);
+  std::optional<CollectionDbs> find_collection(std::string_view name);
   // The catalogue's handle; nullopt only for a read-only store never written to.
   std::optional<MDB_dbi> catalogue();
 
@@ -169,7 +204,10 @@ class LmdbEnv {
   void grow_map(std::size_t needed);
   void check_usable() const;
   void maybe_check_readers();
-  std::optional<MDB_dbi> cached(std::string_view name);
+  std::optional<CollectionDbs> cached(std::string_view name);
+  // Opens both databases of collection `id` in `txn` (kCorruption if one is missing).
+  CollectionDbs open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
+                                    const LmdbErrorContext& context);
 
   // Catalogue lookups inside a transaction.
   std::optional<std::uint64_t> lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -188,7 +226,8 @@ class LmdbEnv {
   std::mutex dbi_open_mu_;
 
   std::shared_mutex cache_mu_;
-  std::unordered_map<std::string, MDB_dbi> dbis_;  // collection name -> handle
+  // collection name -> handles
+  std::unordered_map<std::string, CollectionDbs, StringHash, std::equal_to<>> dbis_;
   std::optional<MDB_dbi> catalogue_dbi_;
 
   std::mutex pool_mu_;

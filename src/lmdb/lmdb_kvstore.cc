@@ -1,7 +1,8 @@
 #include "kvdex/lmdb_kvstore.h"
 
+#include <cstdint>
+#include <cstring>
 #include <map>
-#include <set>
 
 #include "kvdex/error.h"
 #include "kvdex/open.h"
@@ -38,22 +39,113 @@ EncodedValue copy_value(std::string_view text) {
   return EncodedValue::adopt_canonical(stored, std::move(owner));
 }
 
-// Calls fn(key, value_text) for every record of `dbi`.
+// A collection record's payload: the sequence number, then the value text.
+struct Payload {
+  std::uint64_t seq;
+  std::string_view text;
+};
+
+std::optional<Payload> split_payload(std::string_view payload) noexcept {
+  if (payload.size() < detail::kSeqBytes) return std::nullopt;
+  return Payload{detail::load_u64(payload.data()), payload.substr(detail::kSeqBytes)};
+}
+
+// Calls fn(key, value_text) for every entry of `dbs`, in insertion order: a walk of
+// the order database, with one lookup in the keys database per entry.
 template <class Fn>
-void walk(MDB_txn* txn, MDB_dbi dbi, const LmdbErrorContext& context, Fn&& fn) {
+void walk(MDB_txn* txn, const detail::CollectionDbs& dbs, const LmdbErrorContext& context,
+          Fn&& fn) {
   const KeyCodec codec;
-  LmdbCursor cursor(txn, dbi, context);
-  MDB_val k;
-  MDB_val d;
-  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
+  LmdbCursor cursor(txn, dbs.order, context);
+  MDB_val seq_key;
+  MDB_val lmdb_key;
+  int rc = mdb_cursor_get(cursor.get(), &seq_key, &lmdb_key, MDB_FIRST);
   while (rc == MDB_SUCCESS) {
+    MDB_val k = lmdb_key;
+    MDB_val d;
+    const int found = mdb_get(txn, dbs.keys, &k, &d);
+    if (found == MDB_NOTFOUND) {
+      throw_lmdb_corruption("an order entry points at a missing record", context);
+    }
+    if (found != MDB_SUCCESS) throw_lmdb_error(found, "read", context);
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
-    if (!entry) throw_lmdb_corruption("malformed record", context);
-    fn(entry->key, checked_value(entry->payload, entry->key, context));
-    rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT);
+    const std::optional<Payload> payload = entry ? split_payload(entry->payload) : std::nullopt;
+    if (!payload || seq_key.mv_size != detail::kSeqBytes ||
+        payload->seq != detail::load_u64(static_cast<const char*>(seq_key.mv_data))) {
+      throw_lmdb_corruption("malformed record or order entry", context);
+    }
+    fn(entry->key, checked_value(payload->text, entry->key, context));
+    rc = mdb_cursor_get(cursor.get(), &seq_key, &lmdb_key, MDB_NEXT);
   }
   if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
 }
+
+// Per collection of a write batch: its handles and the next sequence number.
+struct CollectionWriter {
+  std::optional<detail::CollectionDbs> dbs;
+  bool looked_up = false;
+  std::optional<std::uint64_t> next_seq;  // read once per transaction, then counted
+
+  // One more than the last order entry (0 for an empty collection). Sequence numbers
+  // of entries removed from the end are reused, which keeps the order: nothing
+  // refers to them any more.
+  std::uint64_t take_seq(MDB_txn* txn, const LmdbErrorContext& context) {
+    if (!next_seq) {
+      LmdbCursor cursor(txn, dbs->order, context);
+      MDB_val k;
+      MDB_val d;
+      const int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_LAST);
+      if (rc == MDB_NOTFOUND) {
+        next_seq = 0;
+      } else if (rc != MDB_SUCCESS) {
+        throw_lmdb_error(rc, "read order", context);
+      } else if (k.mv_size != detail::kSeqBytes) {
+        throw_lmdb_corruption("malformed order entry", context);
+      } else {
+        const std::uint64_t last = detail::load_u64(static_cast<const char*>(k.mv_data));
+        if (last == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
+        next_seq = last + 1;
+      }
+    }
+    return (*next_seq)++;
+  }
+
+  void put(MDB_txn* txn, std::string_view key, std::string_view text, std::string& lmdb_key,
+           const LmdbErrorContext& context) {
+    char old_seq[detail::kSeqBytes];
+    const KeyCodec::Reserved r = KeyCodec().reserve(
+        txn, dbs->keys, key, detail::kSeqBytes + text.size(), old_seq, &lmdb_key, context);
+    if (r.existed) {  // an overwrite keeps its place: same sequence number
+      std::memcpy(r.payload, old_seq, detail::kSeqBytes);
+      std::memcpy(r.payload + detail::kSeqBytes, text.data(), text.size());
+      return;
+    }
+    const std::uint64_t seq = take_seq(txn, context);
+    detail::store_u64(r.payload, seq);
+    std::memcpy(r.payload + detail::kSeqBytes, text.data(), text.size());
+    char seq_bytes[detail::kSeqBytes];
+    detail::store_u64(seq_bytes, seq);
+    MDB_val k{detail::kSeqBytes, seq_bytes};
+    MDB_val d = as_val(lmdb_key);
+    const int rc = mdb_put(txn, dbs->order, &k, &d, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) throw_lmdb_corruption("order entries out of sequence", context);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
+  }
+
+  bool remove(MDB_txn* txn, std::string_view key, const LmdbErrorContext& context) {
+    char seq_bytes[detail::kSeqBytes];
+    if (!KeyCodec().remove(txn, dbs->keys, key, seq_bytes, context)) return false;
+    MDB_val k{detail::kSeqBytes, seq_bytes};
+    const int rc = mdb_del(txn, dbs->order, &k, nullptr);
+    if (rc == MDB_NOTFOUND) {
+      throw_lmdb_corruption(
+          "the record of key '" + std::string(key.substr(0, 120)) + "' has no order entry",
+          context);
+    }
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "delete", context);
+    return true;
+  }
+};
 
 }  // namespace
 
@@ -72,23 +164,23 @@ void LmdbKVStore::write(const WriteBatch& batch) {
   if (batch.empty()) return;
   std::size_t size_hint = 0;
   for (const WriteBatch::Op& op : batch.ops()) {
-    size_hint += op.key.size() + (op.value ? op.value->size() : 0) + 64;
+    size_hint += op.key.size() + (op.value ? op.value->size() : 0) + 96;
   }
   const std::span<const std::string> names = batch.collections();
   env_->write(names, size_hint, [&](detail::WriteTxn& txn) {
-    const KeyCodec codec;
-    std::vector<std::optional<MDB_dbi>> handles(names.size());
-    std::vector<bool> looked_up(names.size(), false);
+    std::vector<CollectionWriter> writers(names.size());  // fresh for every attempt
+    std::string lmdb_key;
     for (const WriteBatch::Op& op : batch.ops()) {
       const std::string& name = names[op.collection];
-      std::optional<MDB_dbi>& dbi = handles[op.collection];
+      CollectionWriter& w = writers[op.collection];
+      const LmdbErrorContext context = env_->context().with_collection(name);
       if (op.value) {
-        if (!dbi) dbi = txn.collection(name, /*create=*/true);
-        codec.put(txn.get(), *dbi, op.key, op.value->text(), env_->context().with_collection(name));
+        if (!w.dbs) w.dbs = txn.collection(name, /*create=*/true);
+        w.put(txn.get(), op.key, op.value->text(), lmdb_key, context);
       } else {
-        if (!dbi && !looked_up[op.collection]) dbi = txn.collection(name, /*create=*/false);
-        looked_up[op.collection] = true;
-        if (dbi) codec.remove(txn.get(), *dbi, op.key, env_->context().with_collection(name));
+        if (!w.dbs && !w.looked_up) w.dbs = txn.collection(name, /*create=*/false);
+        w.looked_up = true;
+        if (w.dbs) w.remove(txn.get(), op.key, context);
       }
     }
   });
@@ -96,43 +188,46 @@ void LmdbKVStore::write(const WriteBatch& batch) {
 
 std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
                                                      std::string_view collection) {
-  const std::optional<MDB_dbi> dbi = env_->find_collection(collection);
-  if (!dbi) return std::nullopt;
+  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
+  if (!dbs) return std::nullopt;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
-  const std::optional<std::string_view> text = KeyCodec().get(txn.get(), *dbi, key, context);
-  if (!text) return std::nullopt;
-  return copy_value(checked_value(*text, key, context));
+  const std::optional<std::string_view> payload =
+      KeyCodec().get(txn.get(), dbs->keys, key, context);  // one B-tree lookup
+  if (!payload) return std::nullopt;
+  const std::optional<Payload> record = split_payload(*payload);
+  if (!record) throw_lmdb_corruption("record too short", context);
+  return copy_value(checked_value(record->text, key, context));
 }
 
 std::vector<EncodedKeyValue> LmdbKVStore::get_all_encoded(std::string_view collection) {
   std::vector<EncodedKeyValue> out;
-  const std::optional<MDB_dbi> dbi = env_->find_collection(collection);
-  if (!dbi) return out;
+  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
+  if (!dbs) return out;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
   MDB_stat stat{};
-  if (mdb_stat(txn.get(), *dbi, &stat) == MDB_SUCCESS) out.reserve(stat.ms_entries);
-  walk(txn.get(), *dbi, context, [&](std::string_view key, std::string_view text) {
+  if (mdb_stat(txn.get(), dbs->keys, &stat) == MDB_SUCCESS) out.reserve(stat.ms_entries);
+  walk(txn.get(), *dbs, context, [&](std::string_view key, std::string_view text) {
     out.emplace_back(std::string(key), copy_value(text));
   });
   return out;
 }
 
 void LmdbKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
-  const std::optional<MDB_dbi> dbi = env_->find_collection(collection);
-  if (!dbi) return;
+  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
+  if (!dbs) return;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
-  walk(txn.get(), *dbi, context, visit);
+  walk(txn.get(), *dbs, context, visit);
 }
 
 std::uint64_t LmdbKVStore::count(std::string_view collection) {
-  const std::optional<MDB_dbi> dbi = env_->find_collection(collection);
-  if (!dbi) return 0;
+  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
+  if (!dbs) return 0;
   ReadTxn txn(*env_);
   MDB_stat stat{};
-  const int rc = mdb_stat(txn.get(), *dbi, &stat);
+  const int rc = mdb_stat(txn.get(), dbs->keys, &stat);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "count", env_->context().with_collection(collection));
   return stat.ms_entries;
 }
@@ -142,11 +237,10 @@ bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
   if (!env_->find_collection(collection)) return false;  // never creates a collection
   const std::string name(collection);
   bool removed = false;
-  env_->write(std::span<const std::string>(&name, 1), key.size() + 64, [&](detail::WriteTxn& txn) {
-    removed = false;
-    const std::optional<MDB_dbi> dbi = txn.collection(name, /*create=*/false);
-    if (dbi)
-      removed = KeyCodec().remove(txn.get(), *dbi, key, env_->context().with_collection(name));
+  env_->write(std::span<const std::string>(&name, 1), key.size() + 96, [&](detail::WriteTxn& txn) {
+    CollectionWriter w;
+    w.dbs = txn.collection(name, /*create=*/false);
+    removed = w.dbs && w.remove(txn.get(), key, env_->context().with_collection(name));
   });
   return removed;
 }
@@ -184,14 +278,14 @@ void LmdbKVStore::verify() {
   for (int round = 0; round < 16; ++round) {
     // Open every listed collection first: a snapshot can only use handles opened
     // before it began. Collections created meanwhile make us go round again.
-    std::map<std::string, MDB_dbi> handles;
+    std::map<std::string, detail::CollectionDbs> handles;
     for (const std::string& name : collections()) {
-      const std::optional<MDB_dbi> dbi = env_->find_collection(name);
-      if (!dbi) {
+      const std::optional<detail::CollectionDbs> dbs = env_->find_collection(name);
+      if (!dbs) {
         throw_lmdb_corruption("the catalogue lists the collection in its order records only",
                               context.with_collection(name));
       }
-      handles.emplace(name, *dbi);
+      handles.emplace(name, *dbs);
     }
 
     ReadTxn txn(*env_);
@@ -253,12 +347,17 @@ void LmdbKVStore::verify() {
     }
     if (!complete) continue;  // a collection appeared after we opened handles
 
-    // Every named database is the catalogue or a listed collection, and vice versa.
+    // Every named database is the catalogue or one of the two databases of a listed
+    // collection, and vice versa.
     {
+      std::map<std::string, std::uint64_t> expected;
+      for (const auto& entry : order) {
+        expected.emplace(detail::collection_db_name(entry.first), entry.first);
+        expected.emplace(detail::order_db_name(entry.first), entry.first);
+      }
       MDB_dbi main = 0;
       int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main);
       if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open main database", context);
-      std::set<std::uint64_t> databases;
       LmdbCursor cursor(txn.get(), main, context);
       MDB_val k;
       MDB_val d;
@@ -266,47 +365,56 @@ void LmdbKVStore::verify() {
            rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
         const std::string_view name = as_view(k);
         if (name == detail::kCatalogueName) continue;
-        bool listed = false;
-        if (name.starts_with(detail::kCollectionDbPrefix)) {
-          for (const auto& entry : order) {
-            if (detail::collection_db_name(entry.first) == name) {
-              listed = true;
-              databases.insert(entry.first);
-              break;
-            }
-          }
-        }
-        if (!listed) {
+        auto it = expected.find(std::string(name));
+        if (it == expected.end()) {
           throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue",
                                 context);
         }
+        expected.erase(it);
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read main database", context);
-      for (const auto& [id, name] : order) {
-        if (!databases.contains(id)) {
-          throw_lmdb_corruption("the collection's database is missing",
-                                context.with_collection(name));
-        }
+      if (!expected.empty()) {
+        throw_lmdb_corruption(
+            "the collection's database " + expected.begin()->first + " is missing",
+            context.with_collection(order.at(expected.begin()->second)));
       }
     }
 
-    // Every record of every collection.
+    // Every record of every collection, and its order entry.
     const KeyCodec codec;
     for (const auto& [id, name] : order) {
       const LmdbErrorContext where = context.with_collection(name);
-      LmdbCursor cursor(txn.get(), handles.at(name), where);
+      const detail::CollectionDbs& dbs = handles.at(name);
+      LmdbCursor cursor(txn.get(), dbs.keys, where);
       MDB_val k;
       MDB_val d;
+      std::uint64_t records = 0;
       int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
       for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+        ++records;
         const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
         if (!entry) throw_lmdb_corruption("malformed record", where);
         const std::string shown = std::string(entry->key.substr(0, 120));
         if (!codec.placed_correctly(k, entry->key)) {
           throw_lmdb_corruption("key '" + shown + "' is stored under the wrong LMDB key", where);
         }
+        const std::optional<Payload> payload = split_payload(entry->payload);
+        if (!payload)
+          throw_lmdb_corruption("the record of key '" + shown + "' is too short", where);
+        // The order entry of the record's sequence number points back at the record.
+        char seq_bytes[detail::kSeqBytes];
+        detail::store_u64(seq_bytes, payload->seq);
+        MDB_val seq_key{detail::kSeqBytes, seq_bytes};
+        MDB_val back;
+        const int found = mdb_get(txn.get(), dbs.order, &seq_key, &back);
+        if (found != MDB_SUCCESS && found != MDB_NOTFOUND) throw_lmdb_error(found, "read", where);
+        if (found == MDB_NOTFOUND || as_view(back) != as_view(k)) {
+          throw_lmdb_corruption("key '" + shown + "' has no order entry (sequence number " +
+                                    std::to_string(payload->seq) + ")",
+                                where);
+        }
         try {
-          if (EncodedValue::parse(entry->payload).text() != entry->payload) {
+          if (EncodedValue::parse(payload->text).text() != payload->text) {
             throw_lmdb_corruption("the value of key '" + shown + "' is not canonical", where);
           }
         } catch (const Error& e) {
@@ -316,6 +424,16 @@ void LmdbKVStore::verify() {
         }
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
+      // Every record has its own order entry (they point back at distinct records),
+      // so equal counts mean the order database holds nothing else.
+      MDB_stat stat{};
+      rc = mdb_stat(txn.get(), dbs.order, &stat);
+      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read order", where);
+      if (stat.ms_entries != records) {
+        throw_lmdb_corruption("the order database has " + std::to_string(stat.ms_entries) +
+                                  " entries for " + std::to_string(records) + " records",
+                              where);
+      }
     }
     return;
   }

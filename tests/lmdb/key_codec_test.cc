@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <lmdb.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -73,8 +74,8 @@ TEST_F(KeyCodecTest, InlineAndHashedKeysRoundTrip) {
   }
   EXPECT_EQ(dump(codec).size(), keys.size());
   EXPECT_FALSE(codec.get(txn_, dbi_, std::string(kMaxInlineKey + 1, 'q'), context_).has_value());
-  EXPECT_TRUE(codec.remove(txn_, dbi_, "", context_));
-  EXPECT_FALSE(codec.remove(txn_, dbi_, "", context_));
+  EXPECT_TRUE(codec.remove(txn_, dbi_, "", {}, context_));
+  EXPECT_FALSE(codec.remove(txn_, dbi_, "", {}, context_));
   EXPECT_FALSE(codec.get(txn_, dbi_, "", context_).has_value());
   EXPECT_EQ(codec.get(txn_, dbi_, std::string(100000, 'z'), context_), "v5");
 }
@@ -91,7 +92,7 @@ TEST_F(KeyCodecTest, CollidingLongKeysShareAGroupAndStayDistinct) {
   EXPECT_EQ(dump(codec), expected);
   // Remove from the middle of the group; the rest stays reachable.
   for (int i : {0, 17, 25, 49}) {
-    EXPECT_TRUE(codec.remove(txn_, dbi_, prefix + std::to_string(i), context_));
+    EXPECT_TRUE(codec.remove(txn_, dbi_, prefix + std::to_string(i), {}, context_));
     expected.erase(prefix + std::to_string(i));
   }
   for (const auto& [key, value] : expected) EXPECT_EQ(codec.get(txn_, dbi_, key, context_), value);
@@ -106,6 +107,41 @@ TEST_F(KeyCodecTest, CollidingLongKeysShareAGroupAndStayDistinct) {
   codec.put(txn_, dbi_, std::string(kMaxInlineKey + 5, '\0'), "zeros", context_);
   EXPECT_EQ(codec.get(txn_, dbi_, "", context_), "empty");
   EXPECT_EQ(codec.get(txn_, dbi_, std::string(kMaxInlineKey + 5, '\0'), context_), "zeros");
+}
+
+// reserve() reports whether the key existed, hands back the old payload's head and
+// the LMDB key, for inline and hashed (colliding) keys alike; remove() hands back the
+// removed payload's head.
+TEST_F(KeyCodecTest, ReserveAndRemoveReturnTheOldHead) {
+  const KeyCodec codec({}, &colliding_hash);
+  for (const std::string& key : {std::string("short"), std::string(kMaxInlineKey + 9, 'r') + "1",
+                                 std::string(kMaxInlineKey + 9, 'r') + "2", std::string()}) {
+    SCOPED_TRACE(key.size());
+    char head[4] = {};
+    std::string lmdb_key;
+    KeyCodec::Reserved r = codec.reserve(txn_, dbi_, key, 6, head, &lmdb_key, context_);
+    EXPECT_FALSE(r.existed);
+    std::memcpy(r.payload, "AAAAaa", 6);
+    EXPECT_TRUE(codec.placed_correctly(detail::as_val(lmdb_key), key));
+    const std::string first_lmdb_key = lmdb_key;
+    r = codec.reserve(txn_, dbi_, key, 5, head, &lmdb_key, context_);
+    EXPECT_TRUE(r.existed);
+    EXPECT_EQ(std::string(head, 4), "AAAA");
+    EXPECT_EQ(lmdb_key, first_lmdb_key) << "an overwrite keeps the record where it was";
+    std::memcpy(r.payload, "BBBBb", 5);
+    EXPECT_EQ(codec.get(txn_, dbi_, key, context_), "BBBBb");
+    char removed[4] = {};
+    EXPECT_TRUE(codec.remove(txn_, dbi_, key, removed, context_));
+    EXPECT_EQ(std::string(removed, 4), "BBBB");
+    EXPECT_FALSE(codec.remove(txn_, dbi_, key, removed, context_));
+  }
+  // A payload shorter than the head asked for is corruption, and changes nothing.
+  codec.put(txn_, dbi_, "tiny", "x", context_);
+  char head[8];
+  KVDEX_EXPECT_ERROR(codec.reserve(txn_, dbi_, "tiny", 9, head, nullptr, context_),
+                     ErrorCode::kCorruption);
+  KVDEX_EXPECT_ERROR(codec.remove(txn_, dbi_, "tiny", head, context_), ErrorCode::kCorruption);
+  EXPECT_EQ(codec.get(txn_, dbi_, "tiny", context_), "x");
 }
 
 TEST_F(KeyCodecTest, TaggedKeyspacesDoNotMix) {

@@ -8,13 +8,13 @@ namespace kvdex::testing {
 namespace {
 
 struct LmdbTraits {
-  static constexpr bool kInsertionOrdered = false;  // LMDB key order
+  static constexpr bool kInsertionOrdered = true;
   TempDir dir;
   std::unique_ptr<BaseKVStore> make() { return std::make_unique<LmdbKVStore>(dir.file("store")); }
 };
 
 struct LmdbTinyMapTraits {
-  static constexpr bool kInsertionOrdered = false;
+  static constexpr bool kInsertionOrdered = true;
   TempDir dir;
   std::unique_ptr<BaseKVStore> make() {
     return std::make_unique<LmdbKVStore>(

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <lmdb.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "kvdex/kvdex.h"
+#include "lmdb/key_codec.h"
 #include "test_util.h"
 
 namespace kvdex::testing {
@@ -76,13 +78,130 @@ TEST(LmdbKVStore, CollectionsAreListedInCreationOrderAndReadsCreateNothing) {
             (std::vector<std::string>{"zeta", "alpha", "mid", "batch/b", "batch/a"}));
 }
 
-TEST(LmdbKVStore, GetAllIsInKeyByteOrder) {
-  TempDir dir;
-  LmdbKVStore store(dir.file("store"));
-  for (const char* key : {"b", "a", "c", "aa"}) store.put(key, {{"k", key}});
+std::vector<std::string> keys_of(LmdbKVStore& store, std::string_view collection) {
   std::vector<std::string> keys;
-  for (const auto& [key, value] : store.get_all()) keys.push_back(key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"a", "aa", "b", "c"}));
+  for (const auto& [key, value] : store.get_all_encoded(collection)) keys.push_back(key);
+  std::vector<std::string> scanned;
+  store.scan(collection,
+             [&](std::string_view key, std::string_view) { scanned.emplace_back(key); });
+  EXPECT_EQ(scanned, keys) << "scan and get_all agree";
+  return keys;
+}
+
+// Insertion order, as Python's dict: a new key goes to the end, an overwrite keeps
+// its place, delete + re-insert moves the key to the end; across reopen, and when it
+// all happens inside one batch.
+TEST(LmdbKVStore, GetAllIsInInsertionOrderAcrossReopen) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  {
+    LmdbKVStore store(path);
+    for (const char* key : {"b", "a", "c", "aa"}) store.put(key, {{"k", key}});
+    EXPECT_EQ(keys_of(store, "data"), (std::vector<std::string>{"b", "a", "c", "aa"}));
+  }
+  {
+    LmdbKVStore store(path);
+    store.put("a", {{"k", "overwritten"}});
+    EXPECT_TRUE(store.remove("b"));
+    store.put("b", {{"k", "back"}});
+    store.put("0", {{"k", "new"}});
+    EXPECT_EQ(keys_of(store, "data"), (std::vector<std::string>{"a", "c", "aa", "b", "0"}));
+    // Removing the last entry and inserting another reuses its sequence number.
+    EXPECT_TRUE(store.remove("0"));
+    store.put("z", {{"k", "z"}});
+    WriteBatch batch;  // one transaction: put, remove, put again, overwrite
+    batch.put("data", "new1", EncodedValue::encode({{"v", 1}}));
+    batch.put("data", "new2", EncodedValue::encode({{"v", 2}}));
+    batch.remove("data", "new1");
+    batch.put("data", "new1", EncodedValue::encode({{"v", 3}}));
+    batch.put("data", "c", EncodedValue::encode({{"v", 4}}));
+    batch.remove("data", "aa");
+    batch.put("other", "o", EncodedValue::encode({{"v", 5}}));
+    store.write(batch);
+    store.verify();
+  }
+  LmdbKVStore store(path);
+  const std::vector<std::string> expected = {"a", "c", "b", "z", "new2", "new1"};
+  EXPECT_EQ(keys_of(store, "data"), expected);
+  std::vector<KeyValue> all = store.get_all();
+  ASSERT_EQ(all.size(), expected.size());
+  EXPECT_EQ(all[0].second, (Value{{"k", "overwritten"}}));
+  EXPECT_EQ(all[1].second, (Value{{"v", 4}}));
+  EXPECT_EQ(all[5].second, (Value{{"v", 3}}));
+  EXPECT_EQ(store.count("data"), expected.size());
+  EXPECT_EQ(keys_of(store, "other"), (std::vector<std::string>{"o"}));
+  // Emptied and filled again, a collection starts over at the end.
+  for (const std::string& key : expected) EXPECT_TRUE(store.remove(key));
+  EXPECT_TRUE(keys_of(store, "data").empty());
+  store.put("again", {{"v", 1}});
+  store.put("a", {{"v", 2}});
+  EXPECT_EQ(keys_of(store, "data"), (std::vector<std::string>{"again", "a"}));
+  store.verify();
+}
+
+// Keys over 480 bytes (stored under a hashed LMDB key, far from their byte order)
+// and the empty key keep their insertion order among short keys.
+TEST(LmdbKVStore, LongKeysKeepTheirOrder) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  const std::string long_a = std::string(481, 'b') + "a";
+  const std::string long_b = std::string(481, 'b') + "b";  // same 480-byte head as long_a
+  const std::string huge = std::string(100000, 'a');
+  std::vector<std::string> expected = {long_b, "m", "", huge, std::string(480, 'b'), long_a, "a"};
+  {
+    LmdbKVStore store(path);
+    std::vector<KeyValue> pairs;
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      pairs.emplace_back(expected[i], Value{{"i", i}});
+    store.put_all(pairs, "long", 3);
+    EXPECT_EQ(keys_of(store, "long"), expected);
+  }
+  LmdbKVStore store(path);
+  EXPECT_EQ(keys_of(store, "long"), expected);
+  store.put(long_b, {{"over", "written"}}, "long");  // keeps its place (first)
+  EXPECT_TRUE(store.remove(huge, "long"));
+  store.put(huge, {{"re", "inserted"}}, "long");  // moves to the end
+  EXPECT_TRUE(store.remove("", "long"));
+  expected = {long_b, "m", std::string(480, 'b'), long_a, "a", huge};
+  EXPECT_EQ(keys_of(store, "long"), expected);
+  EXPECT_EQ(store.get(long_b, "long"), (Value{{"over", "written"}}));
+  EXPECT_EQ(store.get_all("long").back().second, (Value{{"re", "inserted"}}));
+  store.verify();
+}
+
+// A LlamaIndex persist file copied into LMDB comes back in the file's order, and
+// persisting what LMDB returns gives the file byte for byte (what `kvdex copy` does).
+TEST(LmdbKVStore, LlamaIndexFileComesBackInItsOrder) {
+  const std::string file =
+      std::string(KVDEX_SOURCE_DIR) + "/tests/golden/canonical/llamaindex_like.json";
+  std::unique_ptr<SimpleKVStore> source = SimpleKVStore::from_persist_path(file);
+  TempDir dir;
+  {
+    LmdbKVStore store(dir.file("store"));
+    for (const std::string& collection : source->collections()) {
+      store.put_all_encoded(source->get_all_encoded(collection), collection, 7);
+    }
+  }
+  LmdbKVStore store(dir.file("store"));
+  EXPECT_EQ(store.collections(), source->collections());
+  SimpleKVStore copy;
+  for (const std::string& collection : store.collections()) {
+    const std::vector<EncodedKeyValue> expected = source->get_all_encoded(collection);
+    const std::vector<EncodedKeyValue> got = store.get_all_encoded(collection);
+    ASSERT_EQ(got.size(), expected.size()) << collection;
+    std::vector<std::string> keys;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].first, expected[i].first) << collection << " #" << i;
+      EXPECT_EQ(got[i].second.text(), expected[i].second.text()) << collection << " #" << i;
+      keys.push_back(got[i].first);
+    }
+    if (keys.size() > 2) {
+      EXPECT_FALSE(std::is_sorted(keys.begin(), keys.end())) << "the file is not in key order";
+    }
+    copy.put_all_encoded(got, collection, 1000);
+  }
+  EXPECT_EQ(copy.to_json_text(), read_file_bytes(file));
+  store.verify();
 }
 
 TEST(LmdbKVStore, LongKeysWorkAtEveryLength) {
@@ -207,6 +326,30 @@ class RawEnv {
     MDB_val d{value.size(), value.data()};
     ASSERT_EQ(mdb_put(txn_, dbi, &k, &d, 0), 0);
   }
+  MDB_txn* txn() const { return txn_; }
+  void del(const char* db, std::string key) {
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn_, db, 0, &dbi), 0);
+    MDB_val k{key.size(), key.data()};
+    ASSERT_EQ(mdb_del(txn_, dbi, &k, nullptr), 0);
+  }
+  // Every (key, data) of a named database, in LMDB order.
+  std::vector<std::pair<std::string, std::string>> dump(const char* db) {
+    std::vector<std::pair<std::string, std::string>> out;
+    MDB_dbi dbi;
+    EXPECT_EQ(mdb_dbi_open(txn_, db, 0, &dbi), 0);
+    MDB_cursor* cursor = nullptr;
+    EXPECT_EQ(mdb_cursor_open(txn_, dbi, &cursor), 0);
+    MDB_val k;
+    MDB_val d;
+    for (int rc = mdb_cursor_get(cursor, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cursor, &k, &d, MDB_NEXT)) {
+      out.emplace_back(std::string(static_cast<const char*>(k.mv_data), k.mv_size),
+                       std::string(static_cast<const char*>(d.mv_data), d.mv_size));
+    }
+    mdb_cursor_close(cursor);
+    return out;
+  }
   void commit() {
     EXPECT_EQ(mdb_txn_commit(txn_), 0);
     txn_ = nullptr;
@@ -227,15 +370,27 @@ TEST(LmdbKVStore, ForeignLmdbEnvironmentIsNotSupported) {
   KVDEX_EXPECT_ERROR(LmdbKVStore(dir.path()), ErrorCode::kNotSupported);
 }
 
-TEST(LmdbKVStore, NewerFormatIsNotSupported) {
-  TempDir dir;
-  { LmdbKVStore store(dir.path()); }
-  {
-    RawEnv raw(dir.path());
-    raw.put("kvdex:catalogue", "mformat", "99");
-    raw.commit();
+TEST(LmdbKVStore, OtherFormatsAreNotSupported) {
+  // "1" is the format before insertion order (no order databases); "99" a newer one.
+  for (const char* version : {"1", "99"}) {
+    TempDir dir;
+    { LmdbKVStore store(dir.path()); }
+    {
+      RawEnv raw(dir.path());
+      raw.put("kvdex:catalogue", "mformat", version);
+      raw.commit();
+    }
+    try {
+      LmdbKVStore store(dir.path());
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kNotSupported);
+      EXPECT_NE(std::string(e.what()).find("format '" + std::string(version) + "'"),
+                std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("reads format 2"), std::string::npos) << e.what();
+    }
   }
-  KVDEX_EXPECT_ERROR(LmdbKVStore(dir.path()), ErrorCode::kNotSupported);
 }
 
 TEST(LmdbKVStore, CorruptValuesAreCorruptionNamingPathAndCollection) {
@@ -248,7 +403,7 @@ TEST(LmdbKVStore, CorruptValuesAreCorruptionNamingPathAndCollection) {
   }
   {
     RawEnv raw(dir.path());
-    raw.put("kvdex:c:1", "bad", "this is not JSON");
+    raw.put("kvdex:c:1", "bad", std::string("\0\0\0\0\0\0\0\x01", 8) + "this is not JSON");
     raw.commit();
   }
   LmdbKVStore store(dir.path());
@@ -274,6 +429,75 @@ TEST(LmdbKVStore, VerifyDetectsCatalogueDisagreement) {
   }
   LmdbKVStore store(dir.path());
   KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+}
+
+// verify() checks that the keys and order databases of a collection agree; reads
+// that meet a dangling order entry report corruption.
+TEST(LmdbKVStore, VerifyDetectsOrderDatabaseDisagreement) {
+  const std::string seq1("\0\0\0\0\0\0\0\x01", 8);
+  const std::string seq9("\0\0\0\0\0\0\0\x09", 8);
+  auto make = [](const std::string& path) {
+    LmdbKVStore store(path);
+    for (const char* key : {"k0", "k1", "k2"}) store.put(key, {{"v", key}}, "c");
+    store.verify();
+  };
+  {  // an order entry is missing: the record's key would vanish from get_all
+    TempDir dir;
+    make(dir.path());
+    {
+      RawEnv raw(dir.path());
+      raw.del("kvdex:o:1", seq1);
+      raw.commit();
+    }
+    LmdbKVStore store(dir.path());
+    try {
+      store.verify();
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+      EXPECT_NE(std::string(e.what()).find("'k1' has no order entry"), std::string::npos)
+          << e.what();
+    }
+  }
+  {  // an extra order entry pointing at a missing record
+    TempDir dir;
+    make(dir.path());
+    {
+      RawEnv raw(dir.path());
+      raw.put("kvdex:o:1", seq9, "ghost");
+      raw.commit();
+    }
+    LmdbKVStore store(dir.path());
+    KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+    KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kCorruption);
+    EXPECT_EQ(store.get("k1", "c"), (Value{{"v", "k1"}}));
+  }
+  {  // an order entry pointing at another key's record
+    TempDir dir;
+    make(dir.path());
+    {
+      RawEnv raw(dir.path());
+      raw.put("kvdex:o:1", seq1, "k2");
+      raw.commit();
+    }
+    LmdbKVStore store(dir.path());
+    KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+    KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kCorruption);
+  }
+  {  // the order database is gone altogether
+    TempDir dir;
+    make(dir.path());
+    {
+      RawEnv raw(dir.path());
+      MDB_dbi dbi;
+      ASSERT_EQ(mdb_dbi_open(raw.txn(), "kvdex:o:1", 0, &dbi), 0);
+      ASSERT_EQ(mdb_drop(raw.txn(), dbi, 1), 0);
+      raw.commit();
+    }
+    LmdbKVStore store(dir.path());
+    KVDEX_EXPECT_ERROR(store.get("k1", "c"), ErrorCode::kCorruption);
+    KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+  }
 }
 
 TEST(LmdbKVStore, MapGrowsFromATinyInitialSize) {
@@ -430,29 +654,37 @@ TEST(LmdbKVStore, OneDirectoryOpenedTwiceSharesOneEnvironment) {
   EXPECT_EQ(a.get("k2", "shared"), (Value{{"v", 2}}));
 }
 
+// The on-disk layout (format 2), read with raw LMDB: a record is the entry's
+// sequence number (u64 big-endian) followed by exactly its EncodedValue text; the
+// order database maps sequence numbers to LMDB keys. Sequences count per collection.
 TEST(LmdbKVStore, ValuesAreStoredAsTheirCanonicalText) {
   TempDir dir;
   const std::string text =
       R"({"a": 1.0, "b": "\u00e9", "c": NaN, "big": 123456789012345678901234567890})";
+  const std::string long_key(600, 'L');
   {
     LmdbKVStore store(dir.path());
+    store.put("first", {{"v", 0}});
     store.put_encoded("k", EncodedValue::parse(text));
+    store.put(long_key, {{"v", 2}});
+    store.put("k", {{"v", 1}}, "second");
+    store.put_encoded("k", EncodedValue::parse(text));  // an overwrite keeps sequence 1
   }
-  // The bytes LMDB holds are exactly the EncodedValue text.
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
-  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_RDONLY, 0644), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
-  MDB_dbi dbi;
-  ASSERT_EQ(mdb_dbi_open(txn, "kvdex:c:1", 0, &dbi), 0);
-  MDB_val k{1, const_cast<char*>("k")};
-  MDB_val d;
-  ASSERT_EQ(mdb_get(txn, dbi, &k, &d), 0);
-  EXPECT_EQ(std::string(static_cast<const char*>(d.mv_data), d.mv_size), text);
-  mdb_txn_abort(txn);
-  mdb_env_close(env);
+  auto seq = [](int n) { return std::string(7, '\0') + static_cast<char>(n); };
+  RawEnv raw(dir.path());
+  const auto records = raw.dump("kvdex:c:1");
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[1], (std::pair{std::string("first"), seq(0) + R"({"v": 0})"}));
+  EXPECT_EQ(records[2], (std::pair{std::string("k"), seq(1) + text}));
+  const auto order = raw.dump("kvdex:o:1");
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0], (std::pair{seq(0), std::string("first")}));
+  EXPECT_EQ(order[1], (std::pair{seq(1), std::string("k")}));
+  EXPECT_EQ(order[2].first, seq(2));
+  EXPECT_EQ(order[2].second, records[0].first) << "the hashed LMDB key of the long key";
+  EXPECT_EQ(order[2].second.size(), detail::kHashedKeySuffix);
+  EXPECT_EQ(raw.dump("kvdex:o:2"),
+            (std::vector<std::pair<std::string, std::string>>{{seq(0), "k"}}));
 }
 
 TEST(LmdbKVStore, ClearStaleReadersFindsNoneInAHealthyStore) {
