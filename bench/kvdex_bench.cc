@@ -154,18 +154,19 @@ int bench_store(const std::map<std::string, std::string>& flags) {
   const std::size_t n = typed.size();
   const std::string tag = threads > 1 ? "@" + std::to_string(threads) + "t" : "";
 
-  auto run_threads = [&](auto&& body) {
-    // Splits [0, n) into `threads` contiguous slices.
+  auto run_threads_over = [&](std::size_t count, auto&& body) {
+    // Splits [0, count) into `threads` contiguous slices.
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
-        const std::size_t begin = n * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
-        const std::size_t end = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
+        const std::size_t begin = count * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
+        const std::size_t end = count * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
         body(begin, end);
       });
     }
     for (auto& th : pool) th.join();
   };
+  auto run_threads = [&](auto&& body) { run_threads_over(n, body); };
 
   {
     auto store = kvdex::open(uri);
@@ -175,14 +176,9 @@ int bench_store(const std::map<std::string, std::string>& flags) {
                                    ? std::min<std::size_t>(n, std::stoull(flags.at("--max-single-writes")))
                                    : n;
     auto start = Clock::now();
-    {
-      const std::size_t saved_n = n;
-      const_cast<std::size_t&>(n) = single;
-      run_threads([&](std::size_t b, std::size_t e) {
-        for (std::size_t i = b; i < e; ++i) store->put(typed[i].first, typed[i].second, collection);
-      });
-      const_cast<std::size_t&>(n) = saved_n;
-    }
+    run_threads_over(single, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) store->put(typed[i].first, typed[i].second, collection);
+    });
     out.emit("put" + tag, single, seconds_since(start), bytes * static_cast<double>(single) / static_cast<double>(n));
     if (single < n) {
       std::vector<kvdex::KeyValue> rest(typed.begin() + static_cast<std::ptrdiff_t>(single), typed.end());
@@ -221,16 +217,11 @@ int bench_store(const std::map<std::string, std::string>& flags) {
 
     start = Clock::now();
     std::atomic<std::size_t> removed{0};
-    {
-      const std::size_t saved_n = n;
-      const_cast<std::size_t&>(n) = single;
-      run_threads([&](std::size_t b, std::size_t e) {
-        std::size_t local = 0;
-        for (std::size_t i = b; i < e; ++i) local += store->remove(typed[i].first, collection);
-        removed += local;
-      });
-      const_cast<std::size_t&>(n) = saved_n;
-    }
+    run_threads_over(single, [&](std::size_t b, std::size_t e) {
+      std::size_t local = 0;
+      for (std::size_t i = b; i < e; ++i) local += store->remove(typed[i].first, collection);
+      removed += local;
+    });
     out.emit("remove" + tag, removed.load(), seconds_since(start), 0);
   }
   if (threads == 1) {

@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--bench-bin", default=str(ROOT / "build" / "default" / "bench" / "kvdex_bench"))
     parser.add_argument("--only-native", action="store_true", help="skip the Python rows")
     parser.add_argument("--threads", default="1,2,4")
+    parser.add_argument("--max-single-writes", type=int, default=3000,
+                        help="single put/remove on LMDB (fsync per commit) measured on this many keys")
     parser.add_argument("--encoded-only", action="store_true",
                         help="C++ stores through the encoded API only (for 10x sizes: typed values need GBs)")
     args = parser.parse_args()
@@ -90,7 +92,8 @@ def main():
                     continue
                 rows += run_rows([bench, "store", "--uri", "memory:", "--threads", threads, *encoded, *common])
                 lmdb_dir = work / f"lmdb-{workload}-{threads}"
-                rows += run_rows([bench, "store", "--uri", f"lmdb:{lmdb_dir}", "--threads", threads, *encoded, *common])
+                rows += run_rows([bench, "store", "--uri", f"lmdb:{lmdb_dir}", "--threads", threads,
+                                  "--max-single-writes", args.max_single_writes, *encoded, *common])
                 if threads == 1:
                     rows += run_rows([bench, "open", "--uri", f"lmdb:{lmdb_dir}", "--workload", workload])
                 shutil.rmtree(lmdb_dir, ignore_errors=True)
