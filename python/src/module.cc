@@ -96,7 +96,31 @@ void check_item(nb::handle item) {
   }
 }
 
+// Pauses Python's cyclic garbage collector while many containers are built at once:
+// each new dict counts as an allocation, so a large get_all would otherwise run the
+// collector thousands of times over an ever larger young generation (measured: 60% of
+// get_all's time on workload A). The objects built hold no cycles.
+class GcPause {
+ public:
+  GcPause() {
+#if PY_VERSION_HEX >= 0x030A0000
+    was_enabled_ = PyGC_Disable() != 0;
+#endif
+  }
+  ~GcPause() {
+#if PY_VERSION_HEX >= 0x030A0000
+    if (was_enabled_) PyGC_Enable();
+#endif
+  }
+  GcPause(const GcPause&) = delete;
+  GcPause& operator=(const GcPause&) = delete;
+
+ private:
+  bool was_enabled_ = false;
+};
+
 nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries) {
+  GcPause pause;
   nb::dict out;
   for (const auto& [key, value] : entries) {
     nb::object k = decode_str(key);
