@@ -13,6 +13,7 @@
 //   kvdex_bench raw-write    --dir D --bytes N
 //   kvdex_bench raw-lmdb     --dir D --workload-file F --workload A --collection C
 #include <fcntl.h>
+#include <simdjson.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +25,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <simdjson.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,7 +58,8 @@ double current_rss_mb() {
   std::ifstream statm("/proc/self/statm");
   long pages = 0, resident = 0;
   statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
+         (1024.0 * 1024.0);
 }
 
 std::map<std::string, std::string> parse_flags(int argc, char** argv, int first) {
@@ -84,10 +85,13 @@ struct Emitter {
 };
 
 // The workload: every (key, value) of the file's one collection.
-std::vector<kvdex::EncodedKeyValue> read_workload(const std::string& file, std::string* collection) {
+std::vector<kvdex::EncodedKeyValue> read_workload(const std::string& file,
+                                                  std::string* collection) {
   auto store = kvdex::SimpleKVStore::from_persist_path(file);
   const auto names = store->collections();
-  if (names.size() != 1) throw kvdex::Error(kvdex::ErrorCode::kInvalidArgument, "workload file must hold one collection");
+  if (names.size() != 1)
+    throw kvdex::Error(kvdex::ErrorCode::kInvalidArgument,
+                       "workload file must hold one collection");
   *collection = names[0];
   return store->get_all_encoded(names[0]);
 }
@@ -109,7 +113,8 @@ double payload_bytes(const std::vector<kvdex::EncodedKeyValue>& pairs) {
 // The encoded API only: what a binding or the CLI uses, and all that fits in memory
 // at 10x workload A.
 int bench_store_encoded(const std::map<std::string, std::string>& flags, const std::string& uri,
-                        const std::string& collection, const std::vector<kvdex::EncodedKeyValue>& pairs) {
+                        const std::string& collection,
+                        const std::vector<kvdex::EncodedKeyValue>& pairs) {
   Emitter out;
   out.workload = flags.at("--workload");
   out.store = kvdex::parse_store_uri(uri).scheme;
@@ -130,10 +135,12 @@ int bench_store_encoded(const std::map<std::string, std::string>& flags, const s
   store->scan(collection, [&](std::string_view, std::string_view) { ++seen; });
   out.emit("scan", seen, seconds_since(start), bytes);
   if (auto* simple = dynamic_cast<kvdex::SimpleKVStore*>(store.get())) {
-    const std::string path = flags.count("--persist-path") ? flags.at("--persist-path") : "/tmp/kvdex_bench_persist.json";
+    const std::string path = flags.count("--persist-path") ? flags.at("--persist-path")
+                                                           : "/tmp/kvdex_bench_persist.json";
     start = Clock::now();
     simple->persist(path);
-    out.emit("persist", n, seconds_since(start), static_cast<double>(std::filesystem::file_size(path)));
+    out.emit("persist", n, seconds_since(start),
+             static_cast<double>(std::filesystem::file_size(path)));
     std::filesystem::remove(path);
   }
   return 0;
@@ -163,8 +170,10 @@ int bench_store(const std::map<std::string, std::string>& flags) {
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
-        const std::size_t begin = count * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
-        const std::size_t end = count * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
+        const std::size_t begin =
+            count * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
+        const std::size_t end =
+            count * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
         body(begin, end);
       });
     }
@@ -176,16 +185,19 @@ int bench_store(const std::map<std::string, std::string>& flags) {
     auto store = kvdex::open(uri);
     // Single writes to a store that fsyncs every commit run at the disk's flush rate;
     // --max-single-writes measures them on a prefix and loads the rest in batches.
-    const std::size_t single = flags.count("--max-single-writes")
-                                   ? std::min<std::size_t>(n, std::stoull(flags.at("--max-single-writes")))
-                                   : n;
+    const std::size_t single =
+        flags.count("--max-single-writes")
+            ? std::min<std::size_t>(n, std::stoull(flags.at("--max-single-writes")))
+            : n;
     auto start = Clock::now();
     run_threads_over(single, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i) store->put(typed[i].first, typed[i].second, collection);
     });
-    out.emit("put" + tag, single, seconds_since(start), bytes * static_cast<double>(single) / static_cast<double>(n));
+    out.emit("put" + tag, single, seconds_since(start),
+             bytes * static_cast<double>(single) / static_cast<double>(n));
     if (single < n) {
-      std::vector<kvdex::KeyValue> rest(typed.begin() + static_cast<std::ptrdiff_t>(single), typed.end());
+      std::vector<kvdex::KeyValue> rest(typed.begin() + static_cast<std::ptrdiff_t>(single),
+                                        typed.end());
       store->put_all(rest, collection, 1000);
     }
 
@@ -194,7 +206,8 @@ int bench_store(const std::map<std::string, std::string>& flags) {
     std::atomic<std::size_t> found_total{0};
     run_threads([&](std::size_t b, std::size_t e) {
       std::size_t local = 0;
-      for (std::size_t i = b; i < e; ++i) local += store->get(typed[order[i]].first, collection).has_value();
+      for (std::size_t i = b; i < e; ++i)
+        local += store->get(typed[order[i]].first, collection).has_value();
       found_total += local;
     });
     out.emit("get" + tag, found_total.load(), seconds_since(start), bytes);
@@ -202,7 +215,8 @@ int bench_store(const std::map<std::string, std::string>& flags) {
     if (threads == 1) {
       start = Clock::now();
       std::size_t raw_found = 0;
-      for (std::size_t i : order) raw_found += store->get_encoded(typed[i].first, collection).has_value();
+      for (std::size_t i : order)
+        raw_found += store->get_encoded(typed[i].first, collection).has_value();
       out.emit("get_encoded", raw_found, seconds_since(start), bytes);
 
       start = Clock::now();
@@ -210,7 +224,8 @@ int bench_store(const std::map<std::string, std::string>& flags) {
       out.emit("get_all", all.size(), seconds_since(start), bytes);
 
       if (auto* simple = dynamic_cast<kvdex::SimpleKVStore*>(store.get())) {
-        const std::string path = flags.count("--persist-path") ? flags.at("--persist-path") : "/tmp/kvdex_bench_persist.json";
+        const std::string path = flags.count("--persist-path") ? flags.at("--persist-path")
+                                                               : "/tmp/kvdex_bench_persist.json";
         start = Clock::now();
         simple->persist(path);
         const double file_bytes = static_cast<double>(std::filesystem::file_size(path));
@@ -249,7 +264,8 @@ int bench_load(const std::map<std::string, std::string>& flags) {
   auto store = kvdex::SimpleKVStore::from_persist_path(file);
   const double elapsed = seconds_since(start);
   // Peak RSS of the load itself: the process's high-water mark less what it held before.
-  out.emit("load", store->count(store->collections().at(0)), elapsed, file_bytes, peak_rss_mb() - before);
+  out.emit("load", store->count(store->collections().at(0)), elapsed, file_bytes,
+           peak_rss_mb() - before);
   out.emit("resident", 0, 0, file_bytes, current_rss_mb() - before);
   return 0;
 }

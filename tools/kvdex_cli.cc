@@ -45,14 +45,22 @@ constexpr const char* kExitCodesHelp =
 
 int exit_code_for(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return kExitUsage;
-    case ErrorCode::kNotFound: return kExitIO;
-    case ErrorCode::kCorruption: return kExitCorruption;
-    case ErrorCode::kIOError: return kExitIO;
-    case ErrorCode::kUnavailable: return kExitUnavailable;
-    case ErrorCode::kNotSupported: return kExitNotSupported;
-    case ErrorCode::kOutOfRange: return kExitUsage;
-    case ErrorCode::kInternal: return kExitInternal;
+    case ErrorCode::kInvalidArgument:
+      return kExitUsage;
+    case ErrorCode::kNotFound:
+      return kExitIO;
+    case ErrorCode::kCorruption:
+      return kExitCorruption;
+    case ErrorCode::kIOError:
+      return kExitIO;
+    case ErrorCode::kUnavailable:
+      return kExitUnavailable;
+    case ErrorCode::kNotSupported:
+      return kExitNotSupported;
+    case ErrorCode::kOutOfRange:
+      return kExitUsage;
+    case ErrorCode::kInternal:
+      return kExitInternal;
   }
   return kExitInternal;
 }
@@ -113,8 +121,12 @@ std::string quote(std::string_view s) {
 class Progress {
  public:
   Progress(std::string label, std::uint64_t total, std::string unit)
-      : label_(std::move(label)), total_(total), unit_(std::move(unit)),
-        enabled_(::isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_(start_) {}
+      : label_(std::move(label)),
+        total_(total),
+        unit_(std::move(unit)),
+        enabled_(::isatty(STDERR_FILENO) == 1),
+        start_(Clock::now()),
+        last_(start_) {}
   ~Progress() { finish(); }
 
   void add(std::uint64_t n) {
@@ -155,7 +167,8 @@ class Progress {
     const double rate = seconds > 0 ? static_cast<double>(done_) / seconds : 0;
     std::string line = "\r\033[K" + label_ + " ";
     if (total_ > 0) {
-      const double fraction = std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
+      const double fraction =
+          std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
       const int width = 24;
       const int filled = static_cast<int>(fraction * width);
       line += "[" + std::string(static_cast<std::size_t>(filled), '#') +
@@ -163,7 +176,8 @@ class Progress {
       char pct[16];
       std::snprintf(pct, sizeof pct, "%3.0f%% ", fraction * 100);
       line += pct;
-      line += human(static_cast<double>(done_)) + "/" + human(static_cast<double>(total_)) + " " + unit_;
+      line += human(static_cast<double>(done_)) + "/" + human(static_cast<double>(total_)) + " " +
+              unit_;
       if (rate > 0 && done_ < total_) {
         const auto eta = static_cast<long>(static_cast<double>(total_ - done_) / rate);
         char buf[32];
@@ -173,7 +187,8 @@ class Progress {
         line += ", " + human(rate) + " " + unit_ + "/s";
       }
     } else {
-      line += human(static_cast<double>(done_)) + " " + unit_ + ", " + human(rate) + " " + unit_ + "/s";
+      line +=
+          human(static_cast<double>(done_)) + " " + unit_ + ", " + human(rate) + " " + unit_ + "/s";
     }
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
@@ -272,7 +287,8 @@ Record parse_record(std::string_view line, std::size_t line_number, const std::s
     } else {
       parser.parse_value(skip);
       if (field == "value") {
-        const std::string_view raw = std::string_view(canonical).substr(start, parser.position() - start);
+        const std::string_view raw =
+            std::string_view(canonical).substr(start, parser.position() - start);
         if (raw.empty() || raw[0] != '{') throw bad("\"value\" must be a JSON object");
         value = EncodedValue::adopt_canonical(raw, nullptr);
       }
@@ -286,7 +302,8 @@ Record parse_record(std::string_view line, std::size_t line_number, const std::s
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kvdex: inspect, edit, copy, import and export kvdex and LlamaIndex key-value stores"};
+  CLI::App app{
+      "kvdex: inspect, edit, copy, import and export kvdex and LlamaIndex key-value stores"};
   app.name("kvdex");
   app.set_version_flag("--version", std::string("kvdex ") + KVDEX_VERSION_STRING);
   app.footer(kExitCodesHelp);
@@ -299,7 +316,9 @@ int main(int argc, char** argv) {
   bool pretty_output = false, all_collections = false;
   int batch_size = 1000;
 
-  auto add_store = [&](CLI::App* cmd) { cmd->add_option("STORE", store_uri, "store URI")->required(); };
+  auto add_store = [&](CLI::App* cmd) {
+    cmd->add_option("STORE", store_uri, "store URI")->required();
+  };
   auto add_collection = [&](CLI::App* cmd) {
     cmd->add_option("-c,--collection", collection, "collection (default: data)");
   };
@@ -341,12 +360,17 @@ int main(int argc, char** argv) {
   copy->add_option("SRC", store_uri, "source store URI")->required();
   copy->add_option("DST", destination_uri, "destination store URI")->required();
   copy->add_option("-c,--collection", collections, "copy only these collections (repeatable)");
-  copy->add_option("--batch-size", batch_size, "pairs per write batch (default 1000)")->check(CLI::PositiveNumber);
+  copy->add_option("--batch-size", batch_size, "pairs per write batch (default 1000)")
+      ->check(CLI::PositiveNumber);
 
   CLI::App* import = app.add_subcommand("import", "load JSON Lines records into STORE");
   add_store(import);
-  import->add_option("FILE", file, "JSON Lines file ({\"collection\", \"key\", \"value\"} per line), or -")->required();
-  import->add_option("--batch-size", batch_size, "records per write batch (default 1000)")->check(CLI::PositiveNumber);
+  import
+      ->add_option("FILE", file,
+                   "JSON Lines file ({\"collection\", \"key\", \"value\"} per line), or -")
+      ->required();
+  import->add_option("--batch-size", batch_size, "records per write batch (default 1000)")
+      ->check(CLI::PositiveNumber);
 
   CLI::App* exp = app.add_subcommand("export", "write STORE as JSON Lines, streaming");
   add_store(exp);
@@ -382,19 +406,23 @@ int main(int argc, char** argv) {
     } else if (*get) {
       auto store = open_store(store_uri, false);
       std::optional<EncodedValue> value = store->get_encoded(key, collection);
-      if (!value) throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) + " of " + store_uri};
+      if (!value)
+        throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) +
+                      " of " + store_uri};
       const std::string out = pretty_output ? pretty(value->text()) : std::string(value->text());
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fputc('\n', stdout);
     } else if (*del) {
       auto store = open_store(store_uri, true);
       if (!store->remove(key, collection)) {
-        throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) + " of " + store_uri};
+        throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) +
+                      " of " + store_uri};
       }
       store->flush();
     } else if (*keys) {
       auto store = open_store(store_uri, false);
-      if (!has_collection(*store, collection)) throw Missing{"no collection " + quote(collection) + " in " + store_uri};
+      if (!has_collection(*store, collection))
+        throw Missing{"no collection " + quote(collection) + " in " + store_uri};
       store->scan(collection, [](std::string_view k, std::string_view) {
         std::fwrite(k.data(), 1, k.size(), stdout);
         std::fputc('\n', stdout);
@@ -409,7 +437,8 @@ int main(int argc, char** argv) {
         }
         kvdex::write_persist_json(snapshot, [&](std::string_view chunk) { out.append(chunk); });
       } else {
-        if (!has_collection(*store, collection)) throw Missing{"no collection " + quote(collection) + " in " + store_uri};
+        if (!has_collection(*store, collection))
+          throw Missing{"no collection " + quote(collection) + " in " + store_uri};
         out.push_back('{');
         bool first = true;
         store->scan(collection, [&](std::string_view k, std::string_view text) {
@@ -427,7 +456,8 @@ int main(int argc, char** argv) {
     } else if (*colls) {
       auto store = open_store(store_uri, false);
       for (const std::string& name : store->collections()) {
-        std::printf("%s\t%llu\n", name.c_str(), static_cast<unsigned long long>(store->count(name)));
+        std::printf("%s\t%llu\n", name.c_str(),
+                    static_cast<unsigned long long>(store->count(name)));
       }
     } else if (*stats) {
       auto store = open_store(store_uri, false);
@@ -444,13 +474,16 @@ int main(int argc, char** argv) {
         total_keys += n;
         total_bytes += bytes;
       }
-      std::printf("total: %zu collections, %llu keys, %llu bytes (keys + JSON text)\n", names.size(),
-                  static_cast<unsigned long long>(total_keys), static_cast<unsigned long long>(total_bytes));
+      std::printf("total: %zu collections, %llu keys, %llu bytes (keys + JSON text)\n",
+                  names.size(), static_cast<unsigned long long>(total_keys),
+                  static_cast<unsigned long long>(total_bytes));
     } else if (*copy) {
       if (kvdex::parse_store_uri(store_uri).rest == kvdex::parse_store_uri(destination_uri).rest &&
-          kvdex::parse_store_uri(store_uri).scheme == kvdex::parse_store_uri(destination_uri).scheme &&
+          kvdex::parse_store_uri(store_uri).scheme ==
+              kvdex::parse_store_uri(destination_uri).scheme &&
           kvdex::parse_store_uri(store_uri).scheme != "memory") {
-        throw Error(ErrorCode::kInvalidArgument, "copy: SRC and DST are the same store (" + store_uri + ")");
+        throw Error(ErrorCode::kInvalidArgument,
+                    "copy: SRC and DST are the same store (" + store_uri + ")");
       }
       auto source = open_store(store_uri, false);
       auto destination = open_store(destination_uri, true);
@@ -463,7 +496,8 @@ int main(int argc, char** argv) {
         total += source->count(name);
       }
       Progress progress("copy", total, "keys");
-      for (const std::string& name : names) copy_collection(*source, *destination, name, batch_size, progress);
+      for (const std::string& name : names)
+        copy_collection(*source, *destination, name, batch_size, progress);
       progress.finish();
       destination->flush();
     } else if (*import) {
@@ -554,10 +588,12 @@ int main(int argc, char** argv) {
       }
       progress.finish();
       if (out != stdout) {
-        if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0) kvdex::throw_errno(errno, "cannot write", file);
+        if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0)
+          kvdex::throw_errno(errno, "cannot write", file);
         std::fclose(out);
         out = stdout;
-        if (std::rename(temp.c_str(), file.c_str()) != 0) kvdex::throw_errno(errno, "cannot rename to", file);
+        if (std::rename(temp.c_str(), file.c_str()) != 0)
+          kvdex::throw_errno(errno, "cannot rename to", file);
         temp.clear();
       }
     }

@@ -18,14 +18,16 @@ namespace kvdex {
 // code, never on message text. The Python package maps each to an exception that
 // also inherits the natural builtin; the CLI maps each to an exit status.
 enum class ErrorCode {
-  kInvalidArgument,  // the caller passed something unusable (not an object, bad URI, batch_size < 1)
+  kInvalidArgument,  // the caller passed something unusable (not an object, bad URI, batch_size <
+                     // 1)
   kNotFound,         // a named file or store does not exist
   kCorruption,       // stored or persisted data is malformed (file + byte offset in the message)
   kIOError,          // the operating system refused an operation (errno text in the message)
   kUnavailable,      // a server could not be reached or went away
-  kNotSupported,     // the operation is not offered by this store (as LlamaIndex's NotImplementedError)
-  kOutOfRange,       // a value cannot be represented in the requested form (e.g. integer beyond 64 bits)
-  kInternal,         // a broken invariant inside kvdex; please report
+  kNotSupported,     // the operation is not offered by this store (as LlamaIndex's
+                     // NotImplementedError)
+  kOutOfRange,  // a value cannot be represented in the requested form (e.g. integer beyond 64 bits)
+  kInternal,    // a broken invariant inside kvdex; please report
 };
 
 // Stable lower-case name of a code, e.g. "invalid_argument".

@@ -54,18 +54,17 @@ class BaseInMemoryKVStore : public BaseKVStore {
 // InsertionOrderedMap<EncodedValue> and std::unordered_map<std::string, EncodedValue>
 // (or std::map) both satisfy it.
 template <class M>
-concept KeyValueMapping =
-    std::same_as<typename M::key_type, std::string> &&
+concept KeyValueMapping = std::same_as<typename M::key_type, std::string> &&
     std::same_as<typename M::mapped_type, EncodedValue> && std::move_constructible<M> &&
     requires(M& m, const M& cm, const std::string& key, EncodedValue value) {
-      { cm.find(key) == cm.end() } -> std::convertible_to<bool>;
-      { cm.find(key)->second } -> std::convertible_to<const EncodedValue&>;
-      m.insert_or_assign(key, std::move(value));
-      { m.erase(key) } -> std::convertible_to<std::size_t>;
-      { cm.size() } -> std::convertible_to<std::size_t>;
-      { cm.begin()->first } -> std::convertible_to<const std::string&>;
-      { cm.begin()->second } -> std::convertible_to<const EncodedValue&>;
-    };
+  { cm.find(key) == cm.end() } -> std::convertible_to<bool>;
+  { cm.find(key)->second } -> std::convertible_to<const EncodedValue&>;
+  m.insert_or_assign(key, std::move(value));
+  { m.erase(key) } -> std::convertible_to<std::size_t>;
+  { cm.size() } -> std::convertible_to<std::size_t>;
+  { cm.begin()->first } -> std::convertible_to<const std::string&>;
+  { cm.begin()->second } -> std::convertible_to<const EncodedValue&>;
+};
 
 // All collections of an in-memory store, as persisted: in order, each with its
 // entries in order.
@@ -96,8 +95,8 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
     }
   }
 
-  std::optional<EncodedValue> get_encoded(std::string_view key,
-                                          std::string_view collection = kDefaultCollection) override {
+  std::optional<EncodedValue> get_encoded(
+      std::string_view key, std::string_view collection = kDefaultCollection) override {
     {
       std::shared_lock lock(mu_);
       if (const std::unique_ptr<Mapping>* mapping = collections_.get(collection)) {
@@ -149,8 +148,9 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   }
 
   void persist(const std::string&, FileSystem* = nullptr) override {
-    throw Error(ErrorCode::kNotSupported,
-                "Use subclasses of MutableMappingKVStore (such as SimpleKVStore) to call this method");
+    throw Error(
+        ErrorCode::kNotSupported,
+        "Use subclasses of MutableMappingKVStore (such as SimpleKVStore) to call this method");
   }
 
   // Every collection and its entries, consistent as of one instant.

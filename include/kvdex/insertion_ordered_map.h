@@ -3,9 +3,9 @@
 //
 // Layout (the shape of CPython's compact dict): entries live in a vector in the
 // order they were first inserted; an open-addressing table (linear probing) of
-// entry indexes, each with 32 bits of the key's hash, finds them. Overwriting a key keeps its position; erasing leaves a hole
-// that is squeezed out once holes outnumber live entries, so re-inserting an erased
-// key puts it at the end, as in Python.
+// entry indexes, each with 32 bits of the key's hash, finds them. Overwriting a key keeps its
+// position; erasing leaves a hole that is squeezed out once holes outnumber live entries, so
+// re-inserting an erased key puts it at the end, as in Python.
 //
 // Lookups take std::string_view, so a probe never allocates.
 //
@@ -14,9 +14,9 @@
 #ifndef KVDEX_INSERTION_ORDERED_MAP_H_
 #define KVDEX_INSERTION_ORDERED_MAP_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <functional>
 #include <iterator>
 #include <limits>
@@ -158,7 +158,9 @@ class InsertionOrderedMap {
   static std::uint64_t slot_value(std::size_t hash, std::uint32_t index) {
     return (static_cast<std::uint64_t>(hash >> 32) << 32) | index;
   }
-  std::uint32_t index_at(std::size_t slot) const { return static_cast<std::uint32_t>(table_[slot]); }
+  std::uint32_t index_at(std::size_t slot) const {
+    return static_cast<std::uint32_t>(table_[slot]);
+  }
   static constexpr std::size_t kNoSlot = std::numeric_limits<std::size_t>::max();
 
   static std::size_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }

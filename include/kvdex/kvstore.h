@@ -82,13 +82,13 @@ class BaseKVStore {
            std::string_view collection = kDefaultCollection);
   void put_all(std::span<const KeyValue> pairs, std::string_view collection = kDefaultCollection,
                int batch_size = kDefaultBatchSize);
-  std::optional<Value> get(std::string_view key,
-                           std::string_view collection = kDefaultCollection);
+  std::optional<Value> get(std::string_view key, std::string_view collection = kDefaultCollection);
   std::vector<KeyValue> get_all(std::string_view collection = kDefaultCollection);
   // LlamaIndex's delete (a C++ keyword).
   virtual bool remove(std::string_view key, std::string_view collection = kDefaultCollection) = 0;
 
-  Future<void> aput(std::string key, Value value, std::string collection = std::string(kDefaultCollection));
+  Future<void> aput(std::string key, Value value,
+                    std::string collection = std::string(kDefaultCollection));
   Future<void> aput_all(std::vector<KeyValue> pairs,
                         std::string collection = std::string(kDefaultCollection),
                         int batch_size = kDefaultBatchSize);

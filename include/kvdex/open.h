@@ -47,7 +47,8 @@ struct OpenOptions {
   bool read_only = false;         // writes are Error(kNotSupported) where the backend can tell
 };
 
-using StoreFactory = std::function<std::unique_ptr<BaseKVStore>(const StoreUri&, const OpenOptions&)>;
+using StoreFactory =
+    std::function<std::unique_ptr<BaseKVStore>(const StoreUri&, const OpenOptions&)>;
 
 // Registers (or replaces) the factory for a scheme.
 void register_scheme(std::string scheme, StoreFactory factory);

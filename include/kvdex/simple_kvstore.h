@@ -61,7 +61,8 @@ class SimpleKVStore : public MutableMappingKVStore<InsertionOrderedMap<EncodedVa
 };
 
 // Writes a snapshot in the persist file format (json.dumps of the nested dict).
-void write_persist_json(const StoreSnapshot& snapshot, const std::function<void(std::string_view)>& sink);
+void write_persist_json(const StoreSnapshot& snapshot,
+                        const std::function<void(std::string_view)>& sink);
 
 }  // namespace kvdex
 

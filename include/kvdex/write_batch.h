@@ -30,7 +30,7 @@ namespace kvdex {
 class WriteBatch {
  public:
   struct Op {
-    std::size_t collection;             // index into collections()
+    std::size_t collection;  // index into collections()
     std::string key;
     std::optional<EncodedValue> value;  // nullopt means remove
   };

@@ -16,11 +16,11 @@
 #ifndef KVDEX_PYTHON_ASYNC_BRIDGE_H_
 #define KVDEX_PYTHON_ASYNC_BRIDGE_H_
 
+#include <nanobind/nanobind.h>
+
 #include <memory>
 #include <type_traits>
 #include <utility>
-
-#include <nanobind/nanobind.h>
 
 #include "errors.h"
 #include "kvdex/future.h"
@@ -78,8 +78,8 @@ class Pending {
   // Needs the GIL.
   void deliver(bool is_error, nanobind::handle value) {
     try {
-      nanobind::handle(loop_).attr("call_soon_threadsafe")(settle_function(), nanobind::handle(future_),
-                                                           is_error, value);
+      nanobind::handle(loop_).attr("call_soon_threadsafe")(
+          settle_function(), nanobind::handle(future_), is_error, value);
     } catch (nanobind::python_error&) {
       // The loop is closed: nobody can await the result any more; drop it.
     }

@@ -1,10 +1,10 @@
 #include "errors.h"
 
+#include <nanobind/stl/string.h>
+
 #include <array>
 #include <new>
 #include <string>
-
-#include <nanobind/stl/string.h>
 
 #include "kvdex/error.h"
 
@@ -27,14 +27,22 @@ std::array<PyObject*, kCodeCount> g_classes{};
 // kvdex._native is imported on its own).
 PyObject* builtin_for(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return PyExc_ValueError;
-    case ErrorCode::kNotFound: return PyExc_FileNotFoundError;
-    case ErrorCode::kCorruption: return PyExc_ValueError;
-    case ErrorCode::kIOError: return PyExc_OSError;
-    case ErrorCode::kUnavailable: return PyExc_ConnectionError;
-    case ErrorCode::kNotSupported: return PyExc_NotImplementedError;
-    case ErrorCode::kOutOfRange: return PyExc_OverflowError;
-    case ErrorCode::kInternal: return PyExc_RuntimeError;
+    case ErrorCode::kInvalidArgument:
+      return PyExc_ValueError;
+    case ErrorCode::kNotFound:
+      return PyExc_FileNotFoundError;
+    case ErrorCode::kCorruption:
+      return PyExc_ValueError;
+    case ErrorCode::kIOError:
+      return PyExc_OSError;
+    case ErrorCode::kUnavailable:
+      return PyExc_ConnectionError;
+    case ErrorCode::kNotSupported:
+      return PyExc_NotImplementedError;
+    case ErrorCode::kOutOfRange:
+      return PyExc_OverflowError;
+    case ErrorCode::kInternal:
+      return PyExc_RuntimeError;
   }
   return PyExc_RuntimeError;
 }
@@ -54,9 +62,11 @@ void register_exceptions(nb::dict classes) {
       throw nb::key_error(("_register_exceptions: missing class for code " + name).c_str());
     }
     nb::object cls = classes[name.c_str()];
-    if (!PyType_Check(cls.ptr()) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()),
-                                                      reinterpret_cast<PyTypeObject*>(PyExc_Exception))) {
-      throw nb::type_error(("_register_exceptions: " + name + " is not an exception class").c_str());
+    if (!PyType_Check(cls.ptr()) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()),
+                          reinterpret_cast<PyTypeObject*>(PyExc_Exception))) {
+      throw nb::type_error(
+          ("_register_exceptions: " + name + " is not an exception class").c_str());
     }
     found[static_cast<std::size_t>(code)] = cls.release().ptr();
   }
@@ -86,11 +96,20 @@ void set_python_error(const std::exception_ptr& error) {
     // nb::type_error and friends, thrown by the binding itself.
     PyObject* type = PyExc_RuntimeError;
     switch (e.type()) {
-      case nb::exception_type::type_error: type = PyExc_TypeError; break;
-      case nb::exception_type::value_error: type = PyExc_ValueError; break;
-      case nb::exception_type::key_error: type = PyExc_KeyError; break;
-      case nb::exception_type::index_error: type = PyExc_IndexError; break;
-      default: break;
+      case nb::exception_type::type_error:
+        type = PyExc_TypeError;
+        break;
+      case nb::exception_type::value_error:
+        type = PyExc_ValueError;
+        break;
+      case nb::exception_type::key_error:
+        type = PyExc_KeyError;
+        break;
+      case nb::exception_type::index_error:
+        type = PyExc_IndexError;
+        break;
+      default:
+        break;
     }
     PyErr_SetString(type, e.what());
   } catch (const std::bad_alloc&) {
@@ -118,22 +137,22 @@ nb::object exception_object(const std::exception_ptr& error) {
 }
 
 void register_error_translation(nb::module_& m) {
-  nb::register_exception_translator(
-      [](const std::exception_ptr& p, void*) {
-        try {
-          std::rethrow_exception(p);
-        } catch (const Error&) {
-          set_python_error(p);
-        }
-        // Anything else propagates to nanobind's own translators.
-      });
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Error&) {
+      set_python_error(p);
+    }
+    // Anything else propagates to nanobind's own translators.
+  });
   m.def("_register_exceptions", &register_exceptions, nb::arg("classes"),
         "Installs the Python classes raised for each kvdex error code (kvdex/__init__.py).");
   m.def(
       "_error_code_names",
       [] {
         nb::list names;
-        for (ErrorCode code : kCodes) names.append(nb::str(std::string(error_code_name(code)).c_str()));
+        for (ErrorCode code : kCodes)
+          names.append(nb::str(std::string(error_code_name(code)).c_str()));
         return names;
       },
       "The names of kvdex's error codes, in ErrorCode order.");
@@ -142,7 +161,8 @@ void register_error_translation(nb::module_& m) {
       [](const std::string& code_name, const std::string& message) {
         throw Error(code_from_name(code_name), message);
       },
-      nb::arg("code"), nb::arg("message"), "Raises kvdex::Error(code, message) from C++ (for tests).");
+      nb::arg("code"), nb::arg("message"),
+      "Raises kvdex::Error(code, message) from C++ (for tests).");
 }
 
 }  // namespace kvdex::python

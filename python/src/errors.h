@@ -7,10 +7,10 @@
 #ifndef KVDEX_PYTHON_ERRORS_H_
 #define KVDEX_PYTHON_ERRORS_H_
 
+#include <nanobind/nanobind.h>
+
 #include <exception>
 #include <string_view>
-
-#include <nanobind/nanobind.h>
 
 #include "kvdex/error.h"
 

@@ -14,6 +14,9 @@
 // memory (LMDB I/O, for one). Single in-memory reads and writes keep it: they take
 // well under a microsecond, less than a release and re-acquire would cost under
 // contention.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -22,9 +25,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nanobind/nanobind.h>
-#include <nanobind/stl/string.h>
 
 #include "async_bridge.h"
 #include "errors.h"
@@ -147,7 +147,8 @@ class PyKVStore {
     KeyArg k(key.ptr(), "key");
     KeyArg c(collection.ptr(), "collection");
     EncodedValue value = encode_value(val.ptr());
-    maybe_without_gil(release_single(), [&] { store_->put_encoded(k.view(), std::move(value), c.view()); });
+    maybe_without_gil(release_single(),
+                      [&] { store_->put_encoded(k.view(), std::move(value), c.view()); });
   }
 
   void put_all(nb::handle kv_pairs, nb::handle collection, int batch_size) {
@@ -161,8 +162,8 @@ class PyKVStore {
   nb::object get(nb::handle key, nb::handle collection) {
     KeyArg k(key.ptr(), "key");
     KeyArg c(collection.ptr(), "collection");
-    std::optional<EncodedValue> value =
-        maybe_without_gil(release_single(), [&] { return store_->get_encoded(k.view(), c.view()); });
+    std::optional<EncodedValue> value = maybe_without_gil(
+        release_single(), [&] { return store_->get_encoded(k.view(), c.view()); });
     if (!value) return nb::none();
     return decode_value(value->text());
   }
@@ -206,7 +207,8 @@ class PyKVStore {
     KeyArg c(collection.ptr(), "collection");
     WriteBatch batch;
     batch.put(c.view(), k.str(), encode_value(val.ptr()));
-    return bridge(store_->write_async(std::move(batch)), loop, [keep = store_] { return nb::none(); });
+    return bridge(store_->write_async(std::move(batch)), loop,
+                  [keep = store_] { return nb::none(); });
   }
 
   nb::object aput_all(nb::handle kv_pairs, nb::handle collection, int batch_size, nb::handle loop) {
@@ -259,8 +261,9 @@ std::string collection_label(std::string_view name) {
 // LlamaIndex's SimpleKVStore(data): {collection: {key: value}}.
 std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
   if (!PyDict_Check(data.ptr())) {
-    throw Error(ErrorCode::kInvalidArgument, std::string("from_dict: expected a dict of collections, got ") +
-                                                 Py_TYPE(data.ptr())->tp_name);
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("from_dict: expected a dict of collections, got ") +
+                    Py_TYPE(data.ptr())->tp_name);
   }
   auto store = std::make_shared<SimpleKVStore>();
   nb::object items = nb::steal(PyMapping_Items(data.ptr()));
@@ -283,16 +286,17 @@ std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
       KeyArg k(PyTuple_GET_ITEM(entry.ptr(), 0), "key");
       nb::handle value = PyTuple_GET_ITEM(entry.ptr(), 1);
       if (!PyDict_Check(value.ptr())) {
-        throw Error(ErrorCode::kInvalidArgument, "from_dict: value of key " + collection_label(k.view()) +
-                                                     " in collection " + collection_label(c.view()) +
-                                                     " is not a dict");
+        throw Error(ErrorCode::kInvalidArgument,
+                    "from_dict: value of key " + collection_label(k.view()) + " in collection " +
+                        collection_label(c.view()) + " is not a dict");
       }
       pairs.emplace_back(k.str(), encode_value(value.ptr()));
     }
     if (pairs.empty()) {
       store->get_all_encoded(c.view());  // creates the (empty) collection, as LlamaIndex keeps it
     } else {
-      store->put_all_encoded(pairs, c.view(), static_cast<int>(std::min<std::size_t>(pairs.size(), 1 << 30)));
+      store->put_all_encoded(pairs, c.view(),
+                             static_cast<int>(std::min<std::size_t>(pairs.size(), 1 << 30)));
     }
   }
   return store;
@@ -301,7 +305,8 @@ std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
 std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::string& source) {
   std::string bytes;
   if (PyBytes_Check(text.ptr())) {
-    bytes.assign(PyBytes_AS_STRING(text.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(text.ptr())));
+    bytes.assign(PyBytes_AS_STRING(text.ptr()),
+                 static_cast<std::size_t>(PyBytes_GET_SIZE(text.ptr())));
   } else if (PyByteArray_Check(text.ptr())) {
     bytes.assign(PyByteArray_AS_STRING(text.ptr()),
                  static_cast<std::size_t>(PyByteArray_GET_SIZE(text.ptr())));
@@ -436,19 +441,22 @@ NB_MODULE(_native, m) {
   m.def(
       "_delayed",
       [](long long result, const std::string& error_code, double seconds, nb::handle loop) {
-        const ErrorCode code = error_code.empty() ? ErrorCode::kInternal : code_from_name(error_code);
+        const ErrorCode code =
+            error_code.empty() ? ErrorCode::kInternal : code_from_name(error_code);
         const bool fail = !error_code.empty();
         auto future = run_async(default_executor(), [=]() -> long long {
           std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
           if (fail) throw Error(code, "delayed failure");
           return result;
         });
-        return bridge(std::move(future), loop, [](long long v) -> nb::object { return nb::int_(v); });
+        return bridge(std::move(future), loop,
+                      [](long long v) -> nb::object { return nb::int_(v); });
       },
       "result"_a, "error_code"_a, "seconds"_a, "loop"_a,
       "An asyncio future completed from a kvdex executor thread after `seconds` (for tests).");
 
-  nb::class_<StoreHandle>(m, "_StoreHandle", "An opened C++ store, passed to a store class's __init__.");
+  nb::class_<StoreHandle>(m, "_StoreHandle",
+                          "An opened C++ store, passed to a store class's __init__.");
 
   nb::class_<PyKVStore>(m, "KVStore", "Any kvdex store (the C++ BaseKVStore).")
       .def(
@@ -464,39 +472,50 @@ NB_MODULE(_native, m) {
             {
               nb::gil_scoped_release no_gil;
               store = kvdex::open(uri.view(), OpenOptions{.create_if_missing = create_if_missing,
-                                                  .read_only = read_only});
+                                                          .read_only = read_only});
             }
             new (self) PyKVStore(std::shared_ptr<BaseKVStore>(std::move(store)));
           },
           "uri"_a, nb::kw_only(), "create_if_missing"_a = true, "read_only"_a = false)
       .def_prop_ro("in_memory", &PyKVStore::in_memory)
-      .def("put", &PyKVStore::put, "key"_a.none(), "val"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+      .def("put", &PyKVStore::put, "key"_a.none(), "val"_a.none(),
+           "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def put(self, key: str, val: dict, collection: str = 'data') -> None"),
            "Store a copy of `val` (a JSON-serializable dict) under `key`.")
-      .def("put_all", &PyKVStore::put_all, "kv_pairs"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+      .def("put_all", &PyKVStore::put_all, "kv_pairs"_a.none(),
+           "collection"_a.none() = std::string(kDefaultCollection),
            "batch_size"_a = kDefaultBatchSize,
-           nb::sig("def put_all(self, kv_pairs: typing.Iterable[tuple[str, dict]], collection: str = 'data', "
+           nb::sig("def put_all(self, kv_pairs: typing.Iterable[tuple[str, dict]], collection: str "
+                   "= 'data', "
                    "batch_size: int = 1) -> None"),
-           "Store every (key, value) pair, `batch_size` pairs per atomic batch (any batch_size >= 1).")
-      .def("get", &PyKVStore::get, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+           "Store every (key, value) pair, `batch_size` pairs per atomic batch (any batch_size >= "
+           "1).")
+      .def("get", &PyKVStore::get, "key"_a.none(),
+           "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def get(self, key: str, collection: str = 'data') -> dict | None"),
            "A new copy of the value stored under `key`, or None.")
       .def("get_all", &PyKVStore::get_all, "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def get_all(self, collection: str = 'data') -> dict[str, dict]"),
            "Every key -> value of the collection (new copies).")
-      .def("delete", &PyKVStore::remove, "key"_a.none(), "collection"_a.none() = std::string(kDefaultCollection),
+      .def("delete", &PyKVStore::remove, "key"_a.none(),
+           "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def delete(self, key: str, collection: str = 'data') -> bool"),
            "Remove `key`; True if it was there.")
-      .def("collections", &PyKVStore::collections, "The collection names, in creation order where the store keeps one.")
-      .def("flush", &PyKVStore::flush, "Make everything written so far durable (json: rewrites its file).")
-      .def("_aput", &PyKVStore::aput, "key"_a.none(), "val"_a.none(), "collection"_a.none(), "loop"_a)
-      .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a.none(), "collection"_a.none(), "batch_size"_a, "loop"_a)
+      .def("collections", &PyKVStore::collections,
+           "The collection names, in creation order where the store keeps one.")
+      .def("flush", &PyKVStore::flush,
+           "Make everything written so far durable (json: rewrites its file).")
+      .def("_aput", &PyKVStore::aput, "key"_a.none(), "val"_a.none(), "collection"_a.none(),
+           "loop"_a)
+      .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a.none(), "collection"_a.none(),
+           "batch_size"_a, "loop"_a)
       .def("_aget", &PyKVStore::aget, "key"_a.none(), "collection"_a.none(), "loop"_a)
       .def("_aget_all", &PyKVStore::aget_all, "collection"_a.none(), "loop"_a)
       .def("_adelete", &PyKVStore::aremove, "key"_a.none(), "collection"_a.none(), "loop"_a);
 
-  nb::class_<PySimpleKVStore, PyKVStore>(m, "SimpleKVStore",
-                                         "LlamaIndex's SimpleKVStore in C++ (in memory, persisted to one JSON file).")
+  nb::class_<PySimpleKVStore, PyKVStore>(
+      m, "SimpleKVStore",
+      "LlamaIndex's SimpleKVStore in C++ (in memory, persisted to one JSON file).")
       .def(
           "__init__",
           [](PySimpleKVStore* self, nb::handle data) {
@@ -538,7 +557,8 @@ NB_MODULE(_native, m) {
 
 #if KVDEX_PY_WITH_LMDB
   m.attr("HAVE_LMDB") = true;
-  nb::class_<PyLmdbKVStore, PyKVStore>(m, "LmdbKVStore", "The durable embedded store (a directory).")
+  nb::class_<PyLmdbKVStore, PyKVStore>(m, "LmdbKVStore",
+                                       "The durable embedded store (a directory).")
       .def(
           "__init__",
           [](PyLmdbKVStore* self, const std::string& path, std::size_t map_size,
@@ -552,25 +572,24 @@ NB_MODULE(_native, m) {
                                 .read_only = read_only};
             new (self) PyLmdbKVStore(open_lmdb(path, options), options);
           },
-          "path"_a, nb::kw_only(), "map_size"_a = LmdbOptions{}.map_size,
-          "durability"_a = "full", "max_collections"_a = LmdbOptions{}.max_collections,
+          "path"_a, nb::kw_only(), "map_size"_a = LmdbOptions{}.map_size, "durability"_a = "full",
+          "max_collections"_a = LmdbOptions{}.max_collections,
           "max_readers"_a = LmdbOptions{}.max_readers, "create_if_missing"_a = true,
           "read_only"_a = false)
       .def_prop_ro("path", [](const PyLmdbKVStore& s) { return s.lmdb().path(); })
       .def_prop_ro("read_only", [](const PyLmdbKVStore& s) { return s.lmdb().read_only(); })
-      .def(
-          "_options",
-          [](const PyLmdbKVStore& s) {
-            const LmdbOptions& o = s.options();
-            nb::dict d;
-            d["map_size"] = o.map_size;
-            d["durability"] = durability_name(o.durability);
-            d["max_collections"] = o.max_collections;
-            d["max_readers"] = o.max_readers;
-            d["create_if_missing"] = o.create_if_missing;
-            d["read_only"] = o.read_only;
-            return d;
-          })
+      .def("_options",
+           [](const PyLmdbKVStore& s) {
+             const LmdbOptions& o = s.options();
+             nb::dict d;
+             d["map_size"] = o.map_size;
+             d["durability"] = durability_name(o.durability);
+             d["max_collections"] = o.max_collections;
+             d["max_readers"] = o.max_readers;
+             d["create_if_missing"] = o.create_if_missing;
+             d["read_only"] = o.read_only;
+             return d;
+           })
       .def("verify", [](PyLmdbKVStore& s) {
         nb::gil_scoped_release no_gil;
         s.lmdb().verify();

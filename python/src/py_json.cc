@@ -21,8 +21,12 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 
 void append_u_escape(std::string& out, Py_UCS4 unit) {
-  const char buf[6] = {'\\', 'u', kHex[(unit >> 12) & 0xf], kHex[(unit >> 8) & 0xf],
-                       kHex[(unit >> 4) & 0xf], kHex[unit & 0xf]};
+  const char buf[6] = {'\\',
+                       'u',
+                       kHex[(unit >> 12) & 0xf],
+                       kHex[(unit >> 8) & 0xf],
+                       kHex[(unit >> 4) & 0xf],
+                       kHex[unit & 0xf]};
   out.append(buf, 6);
 }
 
@@ -39,12 +43,23 @@ inline void append_escaped(std::string& out, Py_UCS4 c) {
     return;
   }
   switch (c) {
-    case '\n': out.append("\\n"); return;
-    case '\r': out.append("\\r"); return;
-    case '\t': out.append("\\t"); return;
-    case '\b': out.append("\\b"); return;
-    case '\f': out.append("\\f"); return;
-    default: break;
+    case '\n':
+      out.append("\\n");
+      return;
+    case '\r':
+      out.append("\\r");
+      return;
+    case '\t':
+      out.append("\\t");
+      return;
+    case '\b':
+      out.append("\\b");
+      return;
+    case '\f':
+      out.append("\\f");
+      return;
+    default:
+      break;
   }
   if (c >= 0x10000) {
     const Py_UCS4 v = c - 0x10000;
@@ -75,9 +90,15 @@ void append_py_string(std::string& out, PyObject* s) {
   out.reserve(out.size() + static_cast<std::size_t>(n) * 2 + 2);
   out.push_back('"');
   switch (PyUnicode_KIND(s)) {
-    case PyUnicode_1BYTE_KIND: append_escaped_run(out, PyUnicode_1BYTE_DATA(s), n); break;
-    case PyUnicode_2BYTE_KIND: append_escaped_run(out, PyUnicode_2BYTE_DATA(s), n); break;
-    default: append_escaped_run(out, PyUnicode_4BYTE_DATA(s), n); break;
+    case PyUnicode_1BYTE_KIND:
+      append_escaped_run(out, PyUnicode_1BYTE_DATA(s), n);
+      break;
+    case PyUnicode_2BYTE_KIND:
+      append_escaped_run(out, PyUnicode_2BYTE_DATA(s), n);
+      break;
+    default:
+      append_escaped_run(out, PyUnicode_4BYTE_DATA(s), n);
+      break;
   }
   out.push_back('"');
 }
@@ -162,7 +183,8 @@ class Encoder {
     } else if (PyDict_Check(obj)) {
       dict(obj);
     } else {
-      const std::string message = "Object of type " + type_name_of(obj) + " is not JSON serializable";
+      const std::string message =
+          "Object of type " + type_name_of(obj) + " is not JSON serializable";
       PyErr_SetString(PyExc_TypeError, message.c_str());
       throw_python_error();
     }
@@ -481,7 +503,8 @@ KeyArg::KeyArg(PyObject* str, const char* what) {
   PyErr_Clear();
   nb::object bytes = nb::steal(PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass"));
   if (!bytes.is_valid()) throw_python_error();
-  owned_.assign(PyBytes_AS_STRING(bytes.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+  owned_.assign(PyBytes_AS_STRING(bytes.ptr()),
+                static_cast<std::size_t>(PyBytes_GET_SIZE(bytes.ptr())));
   view_ = owned_;
 }
 

@@ -18,10 +18,10 @@
 #ifndef KVDEX_PYTHON_PY_JSON_H_
 #define KVDEX_PYTHON_PY_JSON_H_
 
+#include <nanobind/nanobind.h>
+
 #include <string>
 #include <string_view>
-
-#include <nanobind/nanobind.h>
 
 #include "kvdex/value.h"
 

@@ -100,7 +100,8 @@ class PosixFileSystem final : public FileSystem {
   }
 
   void rename(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) throw_errno(errno, "cannot rename to " + to + ":", from);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      throw_errno(errno, "cannot rename to " + to + ":", from);
   }
 
   void remove_file(const std::string& path) override {
@@ -194,9 +195,9 @@ std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t
     have += got;
   }
   if (have != size) {
-    throw Error(ErrorCode::kIOError, "file '" + path + "' changed size while being read (expected " +
-                                         std::to_string(size) + " bytes, got " +
-                                         std::to_string(have) + ")");
+    throw Error(ErrorCode::kIOError,
+                "file '" + path + "' changed size while being read (expected " +
+                    std::to_string(size) + " bytes, got " + std::to_string(have) + ")");
   }
   out.resize(have);  // keeps the capacity, so the zeroed padding stays allocated
   return out;
@@ -223,8 +224,8 @@ void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
   static std::atomic<unsigned long> counter{0};
   const std::string dir = parent_directory(path);
   fs.create_directories(dir);
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(counter.fetch_add(1));
+  const std::string temp =
+      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   bool created = false;
   try {
     std::unique_ptr<WritableFile> file = fs.open_writable(temp);
@@ -259,7 +260,8 @@ bool MemoryFileSystem::exists(const std::string& path) {
 std::unique_ptr<ReadableFile> MemoryFileSystem::open_readable(const std::string& path) {
   std::lock_guard lock(mu_);
   auto it = files_.find(path);
-  if (it == files_.end()) throw Error(ErrorCode::kNotFound, "cannot open '" + path + "': no such file");
+  if (it == files_.end())
+    throw Error(ErrorCode::kNotFound, "cannot open '" + path + "': no such file");
   return std::make_unique<MemoryReadableFile>(it->second);
 }
 
@@ -274,14 +276,16 @@ std::unique_ptr<WritableFile> MemoryFileSystem::open_writable(const std::string&
 void MemoryFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard lock(mu_);
   auto it = files_.find(from);
-  if (it == files_.end()) throw Error(ErrorCode::kNotFound, "cannot rename '" + from + "': no such file");
+  if (it == files_.end())
+    throw Error(ErrorCode::kNotFound, "cannot rename '" + from + "': no such file");
   files_[to] = it->second;
   files_.erase(from);
 }
 
 void MemoryFileSystem::remove_file(const std::string& path) {
   std::lock_guard lock(mu_);
-  if (files_.erase(path) == 0) throw Error(ErrorCode::kNotFound, "cannot remove '" + path + "': no such file");
+  if (files_.erase(path) == 0)
+    throw Error(ErrorCode::kNotFound, "cannot remove '" + path + "': no such file");
 }
 
 void MemoryFileSystem::create_directories(const std::string& path) {
@@ -316,7 +320,8 @@ namespace {
 
 class FaultReadableFile final : public ReadableFile {
  public:
-  FaultReadableFile(FaultInjectionFileSystem& fs, std::string path, std::unique_ptr<ReadableFile> base)
+  FaultReadableFile(FaultInjectionFileSystem& fs, std::string path,
+                    std::unique_ptr<ReadableFile> base)
       : fs_(fs), path_(std::move(path)), base_(std::move(base)) {}
   std::uint64_t size() const override { return base_->size(); }
   std::size_t read(char* dest, std::size_t n) override {
@@ -332,7 +337,8 @@ class FaultReadableFile final : public ReadableFile {
 
 class FaultWritableFile final : public WritableFile {
  public:
-  FaultWritableFile(FaultInjectionFileSystem& fs, std::string path, std::unique_ptr<WritableFile> base)
+  FaultWritableFile(FaultInjectionFileSystem& fs, std::string path,
+                    std::unique_ptr<WritableFile> base)
       : fs_(fs), path_(std::move(path)), base_(std::move(base)) {}
   void append(std::string_view data) override {
     fs_.count(FsOp::kAppend, path_);
@@ -355,16 +361,26 @@ class FaultWritableFile final : public WritableFile {
 
 const char* op_name(FsOp op) {
   switch (op) {
-    case FsOp::kCreateDirectories: return "create_directories";
-    case FsOp::kOpenWritable: return "open_writable";
-    case FsOp::kAppend: return "append";
-    case FsOp::kSync: return "sync";
-    case FsOp::kClose: return "close";
-    case FsOp::kRename: return "rename";
-    case FsOp::kSyncDirectory: return "sync_directory";
-    case FsOp::kOpenReadable: return "open_readable";
-    case FsOp::kRead: return "read";
-    case FsOp::kRemove: return "remove_file";
+    case FsOp::kCreateDirectories:
+      return "create_directories";
+    case FsOp::kOpenWritable:
+      return "open_writable";
+    case FsOp::kAppend:
+      return "append";
+    case FsOp::kSync:
+      return "sync";
+    case FsOp::kClose:
+      return "close";
+    case FsOp::kRename:
+      return "rename";
+    case FsOp::kSyncDirectory:
+      return "sync_directory";
+    case FsOp::kOpenReadable:
+      return "open_readable";
+    case FsOp::kRead:
+      return "read";
+    case FsOp::kRemove:
+      return "remove_file";
   }
   return "?";
 }

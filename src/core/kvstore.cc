@@ -55,7 +55,8 @@ std::vector<WriteBatch> BaseKVStore::make_batches(std::span<const EncodedKeyValu
     WriteBatch& batch = batches.emplace_back();
     const std::size_t end = std::min(pairs.size(), start + per_batch);
     batch.reserve(end - start);
-    for (std::size_t i = start; i < end; ++i) batch.put(collection, pairs[i].first, pairs[i].second);
+    for (std::size_t i = start; i < end; ++i)
+      batch.put(collection, pairs[i].first, pairs[i].second);
   }
   return batches;
 }
@@ -80,7 +81,8 @@ std::vector<KeyValue> BaseKVStore::get_all(std::string_view collection) {
   return decode_all(get_all_encoded(collection));
 }
 
-void BaseKVStore::put_encoded(std::string_view key, EncodedValue value, std::string_view collection) {
+void BaseKVStore::put_encoded(std::string_view key, EncodedValue value,
+                              std::string_view collection) {
   WriteBatch batch;
   batch.put(collection, std::string(key), std::move(value));
   write(batch);
@@ -119,8 +121,9 @@ Future<std::optional<EncodedValue>> BaseKVStore::get_encoded_async(std::string k
 }
 
 Future<std::vector<EncodedKeyValue>> BaseKVStore::get_all_encoded_async(std::string collection) {
-  return run_async(executor(),
-                   [this, collection = std::move(collection)] { return get_all_encoded(collection); });
+  return run_async(executor(), [this, collection = std::move(collection)] {
+    return get_all_encoded(collection);
+  });
 }
 
 Future<bool> BaseKVStore::remove_async(std::string key, std::string collection) {
@@ -131,7 +134,8 @@ Future<bool> BaseKVStore::remove_async(std::string key, std::string collection) 
 
 Future<void> BaseKVStore::aput(std::string key, Value value, std::string collection) {
   WriteBatch batch;
-  batch.put(collection, std::move(key), EncodedValue::encode(value));  // validates now, on the caller
+  batch.put(collection, std::move(key),
+            EncodedValue::encode(value));  // validates now, on the caller
   return write_async(std::move(batch));
 }
 

@@ -36,7 +36,8 @@ class JsonFileStore final : public BaseKVStore {
     store_->write(batch);
     dirty_ = true;
   }
-  std::optional<EncodedValue> get_encoded(std::string_view key, std::string_view collection) override {
+  std::optional<EncodedValue> get_encoded(std::string_view key,
+                                          std::string_view collection) override {
     return store_->get_encoded(key, collection);
   }
   std::vector<EncodedKeyValue> get_all_encoded(std::string_view collection) override {
@@ -67,7 +68,8 @@ class JsonFileStore final : public BaseKVStore {
 
  private:
   void check_writable() const {
-    if (read_only_) throw Error(ErrorCode::kNotSupported, "store '" + path_ + "' was opened read-only");
+    if (read_only_)
+      throw Error(ErrorCode::kNotSupported, "store '" + path_ + "' was opened read-only");
   }
 
   std::string path_;
@@ -88,21 +90,23 @@ Registry& registry() {
 }
 
 void register_core_schemes() {
-  register_scheme("memory", [](const StoreUri&, const OpenOptions&) -> std::unique_ptr<BaseKVStore> {
-    return std::make_unique<SimpleKVStore>();
-  });
-  register_scheme("json", [](const StoreUri& uri, const OpenOptions& options) -> std::unique_ptr<BaseKVStore> {
-    FileSystem& fs = local_filesystem();
-    std::unique_ptr<SimpleKVStore> store;
-    if (fs.exists(uri.rest)) {
-      store = SimpleKVStore::from_persist_path(uri.rest);
-    } else if (options.create_if_missing && !options.read_only) {
-      store = std::make_unique<SimpleKVStore>();
-    } else {
-      throw Error(ErrorCode::kNotFound, "no such file '" + uri.rest + "'");
-    }
-    return std::make_unique<JsonFileStore>(uri.rest, std::move(store), options.read_only);
-  });
+  register_scheme("memory",
+                  [](const StoreUri&, const OpenOptions&) -> std::unique_ptr<BaseKVStore> {
+                    return std::make_unique<SimpleKVStore>();
+                  });
+  register_scheme(
+      "json", [](const StoreUri& uri, const OpenOptions& options) -> std::unique_ptr<BaseKVStore> {
+        FileSystem& fs = local_filesystem();
+        std::unique_ptr<SimpleKVStore> store;
+        if (fs.exists(uri.rest)) {
+          store = SimpleKVStore::from_persist_path(uri.rest);
+        } else if (options.create_if_missing && !options.read_only) {
+          store = std::make_unique<SimpleKVStore>();
+        } else {
+          throw Error(ErrorCode::kNotFound, "no such file '" + uri.rest + "'");
+        }
+        return std::make_unique<JsonFileStore>(uri.rest, std::move(store), options.read_only);
+      });
 }
 
 void ensure_builtins() {

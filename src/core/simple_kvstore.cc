@@ -49,7 +49,8 @@ bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections
     return false;
   }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data() + start);
-  if (stage1->stage1(bytes, length, simdjson::stage1_mode::regular) != simdjson::SUCCESS) return false;
+  if (stage1->stage1(bytes, length, simdjson::stage1_mode::regular) != simdjson::SUCCESS)
+    return false;
   const std::uint32_t* index = stage1->structural_indexes.get();
   const std::uint32_t count = stage1->n_structural_indexes;
   const std::string_view json(text.data() + start, length);
@@ -169,7 +170,8 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
   };
   // Not-an-object entries still standing, by collection name, then by key ("" entry
   // of the outer map's value stands for the collection itself).
-  std::map<std::string, std::pair<std::optional<Rejected>, std::map<std::string, Rejected>>> rejected;
+  std::map<std::string, std::pair<std::optional<Rejected>, std::map<std::string, Rejected>>>
+      rejected;
   std::string scratch;
   auto read_key = [&]() {
     if (parser.peek() != '"') {
@@ -207,7 +209,8 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
         const std::size_t at = parser.position();
         DiscardHandler discard;
         parser.parse_value(discard);
-        collection_rejected = Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
+        collection_rejected =
+            Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
         keys_rejected.clear();
         out.insert_or_assign(name, std::make_unique<Mapping>());  // holds the first position
         return;
@@ -316,7 +319,8 @@ std::unique_ptr<SimpleKVStore> SimpleKVStore::from_persist_path(const std::strin
   // costs about a third as much as reading it.
   std::unique_ptr<ReadableFile> file = (fs ? *fs : local_filesystem()).open_readable(persist_path);
   const auto size = static_cast<std::size_t>(file->size());
-  std::shared_ptr<char[]> bytes(std::make_unique_for_overwrite<char[]>(size + simdjson::SIMDJSON_PADDING));
+  std::shared_ptr<char[]> bytes(
+      std::make_unique_for_overwrite<char[]>(size + simdjson::SIMDJSON_PADDING));
   std::size_t have = 0;
   while (have < size) {
     const std::size_t got = file->read(bytes.get() + have, size - have);
@@ -360,8 +364,9 @@ Value SimpleKVStore::to_dict() const {
 
 std::unique_ptr<SimpleKVStore> SimpleKVStore::from_dict(const Value& data) {
   if (!data.is_object()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                std::string("from_dict: expected an object of collections, got ") + data.type_name());
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        std::string("from_dict: expected an object of collections, got ") + data.type_name());
   }
   Collections collections;
   for (auto it = data.begin(); it != data.end(); ++it) {
@@ -372,9 +377,9 @@ std::unique_ptr<SimpleKVStore> SimpleKVStore::from_dict(const Value& data) {
     auto mapping = std::make_unique<Mapping>();
     for (auto entry = it.value().begin(); entry != it.value().end(); ++entry) {
       if (!entry.value().is_object()) {
-        throw Error(ErrorCode::kInvalidArgument, "from_dict: value of key " + quote_name(entry.key()) +
-                                                     " in collection " + quote_name(it.key()) +
-                                                     " is not an object");
+        throw Error(ErrorCode::kInvalidArgument, "from_dict: value of key " +
+                                                     quote_name(entry.key()) + " in collection " +
+                                                     quote_name(it.key()) + " is not an object");
       }
       mapping->insert_or_assign(entry.key(), EncodedValue::encode(entry.value()));
     }

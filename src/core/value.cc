@@ -25,15 +25,16 @@ EncodedValue EncodedValue::parse(std::string_view json_text) {
   try {
     canonical = detail::canonicalize_object(json_text);
   } catch (const detail::JsonSyntaxError& e) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "invalid JSON value: " + e.message + " at " + detail::describe_offset(json_text, e.offset));
+    throw Error(ErrorCode::kInvalidArgument, "invalid JSON value: " + e.message + " at " +
+                                                 detail::describe_offset(json_text, e.offset));
   }
   auto owner = std::make_shared<const std::string>(std::move(canonical));
   const std::string& stored = *owner;
   return EncodedValue(std::move(owner), stored.data(), stored.size());
 }
 
-EncodedValue EncodedValue::adopt_canonical(std::string_view text, std::shared_ptr<const void> owner) {
+EncodedValue EncodedValue::adopt_canonical(std::string_view text,
+                                           std::shared_ptr<const void> owner) {
 #ifndef NDEBUG
   if (!detail::is_canonical_object(text)) {
     throw Error(ErrorCode::kInternal, "adopt_canonical: text is not canonical JSON object text");
@@ -60,8 +61,8 @@ Value from_python_json(std::string_view json_text) {
   try {
     canonical = detail::canonicalize_any(json_text);
   } catch (const detail::JsonSyntaxError& e) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "invalid JSON: " + e.message + " at " + detail::describe_offset(json_text, e.offset));
+    throw Error(ErrorCode::kInvalidArgument, "invalid JSON: " + e.message + " at " +
+                                                 detail::describe_offset(json_text, e.offset));
   }
   return detail::decode_canonical(canonical);
 }

@@ -1,7 +1,7 @@
 // A program that uses kvdex only through its installed package.
-#include <iostream>
-
 #include <kvdex/kvdex.h>
+
+#include <iostream>
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;

@@ -51,9 +51,11 @@ inline FireAndForget put_get_remove_coroutine(BaseKVStore& store, std::promise<s
 }
 
 inline Value node_value(int i) {
-  return Value{{"__data__", {{"id_", "node-" + std::to_string(i)}, {"text", "text " + std::to_string(i)},
-                             {"metadata", {{"n", i}, {"f", i / 4.0}, {"ok", i % 2 == 0}}},
-                             {"embedding", nullptr}}},
+  return Value{{"__data__",
+                {{"id_", "node-" + std::to_string(i)},
+                 {"text", "text " + std::to_string(i)},
+                 {"metadata", {{"n", i}, {"f", i / 4.0}, {"ok", i % 2 == 0}}},
+                 {"embedding", nullptr}}},
                {"__type__", "1"}};
 }
 
@@ -76,9 +78,14 @@ class KVStoreConformance : public ::testing::Test {
 TYPED_TEST_SUITE_P(KVStoreConformance);
 
 TYPED_TEST_P(KVStoreConformance, PutThenGetReturnsEqualValue) {
-  const Value value = {{"s", "x"},          {"i", -42},         {"u", 18446744073709551615ULL},
-                       {"f", 0.1},          {"b", true},        {"n", nullptr},
-                       {"a", {1, "two", 3.5}}, {"o", {{"k", {{"deep", Value::array()}}}}},
+  const Value value = {{"s", "x"},
+                       {"i", -42},
+                       {"u", 18446744073709551615ULL},
+                       {"f", 0.1},
+                       {"b", true},
+                       {"n", nullptr},
+                       {"a", {1, "two", 3.5}},
+                       {"o", {{"k", {{"deep", Value::array()}}}}},
                        {"empty", Value::object()}};
   this->store().put("k1", value);
   std::optional<Value> got = this->store().get("k1");
@@ -112,8 +119,8 @@ TYPED_TEST_P(KVStoreConformance, PutOverwrites) {
 
 TYPED_TEST_P(KVStoreConformance, PutRejectsNonObjectsAndChangesNothing) {
   this->store().put("k", {{"v", 1}});
-  for (const Value& bad : {Value::array({1, 2}), Value(1), Value("s"), Value(nullptr), Value(1.5),
-                           Value(true)}) {
+  for (const Value& bad :
+       {Value::array({1, 2}), Value(1), Value("s"), Value(nullptr), Value(1.5), Value(true)}) {
     KVDEX_EXPECT_ERROR(this->store().put("k", bad), ErrorCode::kInvalidArgument);
     KVDEX_EXPECT_ERROR(this->store().put("new", bad), ErrorCode::kInvalidArgument);
   }
@@ -255,9 +262,15 @@ TYPED_TEST_P(KVStoreConformance, ScanVisitsEveryEntry) {
 }
 
 TYPED_TEST_P(KVStoreConformance, KeysAndCollectionsMayBeAnyString) {
-  const std::vector<std::string> keys = {"", " ", "with/slash", "é ü 日本", "\xF0\x9F\x98\x80",
-                                         std::string(600, 'x'), std::string(2000, 'y') + "1",
-                                         std::string(2000, 'y') + "2", "tab\tnew\nline",
+  const std::vector<std::string> keys = {"",
+                                         " ",
+                                         "with/slash",
+                                         "é ü 日本",
+                                         "\xF0\x9F\x98\x80",
+                                         std::string(600, 'x'),
+                                         std::string(2000, 'y') + "1",
+                                         std::string(2000, 'y') + "2",
+                                         "tab\tnew\nline",
                                          std::string("nul\0inside", 10)};
   for (std::size_t i = 0; i < keys.size(); ++i) {
     this->store().put(keys[i], {{"i", i}}, "coll é/" + std::to_string(i % 3));
@@ -315,13 +328,15 @@ TYPED_TEST_P(KVStoreConformance, ConcurrentBatchesAreNeverSeenHalfApplied) {
   std::atomic<long> reads{0};
   {
     std::vector<KeyValue> initial;
-    for (int k = 0; k < kKeys; ++k) initial.emplace_back("k" + std::to_string(k), Value{{"round", 0}});
+    for (int k = 0; k < kKeys; ++k)
+      initial.emplace_back("k" + std::to_string(k), Value{{"round", 0}});
     this->store().put_all(initial, "atomic", kKeys);
   }
   std::thread writer([&] {
     for (int round = 1; round <= kRounds; ++round) {
       std::vector<KeyValue> pairs;
-      for (int k = 0; k < kKeys; ++k) pairs.emplace_back("k" + std::to_string(k), Value{{"round", round}});
+      for (int k = 0; k < kKeys; ++k)
+        pairs.emplace_back("k" + std::to_string(k), Value{{"round", round}});
       this->store().put_all(pairs, "atomic", kKeys);
     }
     done = true;
@@ -363,7 +378,8 @@ TYPED_TEST_P(KVStoreConformance, ConcurrentMixedOperationsKeepEveryThreadsWrites
         }
         if (i % 10 == 0) {
           std::vector<KeyValue> batch;
-          for (int j = 0; j < 5; ++j) batch.emplace_back(key + "/b" + std::to_string(j), Value{{"j", j}});
+          for (int j = 0; j < 5; ++j)
+            batch.emplace_back(key + "/b" + std::to_string(j), Value{{"j", j}});
           this->store().put_all(batch, collection, 2);
         }
         if (i % 25 == 0) (void)this->store().get_all(collection);

@@ -23,7 +23,8 @@ TEST(LocalFileSystem, AtomicWriteCreatesParentsAndReplaces) {
   });
   EXPECT_EQ(read_whole_file(local_filesystem(), path), "second");
   std::size_t entries = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.file("a/b/c"))) ++entries;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.file("a/b/c")))
+    ++entries;
   EXPECT_EQ(entries, 1u) << "no temporary file is left behind";
 }
 
@@ -37,12 +38,14 @@ TEST(LocalFileSystem, ReadWholeFileKeepsPaddingAllocated) {
 
 TEST(LocalFileSystem, ErrorsNameThePathAndKind) {
   TempDir dir;
-  KVDEX_EXPECT_ERROR(read_whole_file(local_filesystem(), dir.file("missing")), ErrorCode::kNotFound);
+  KVDEX_EXPECT_ERROR(read_whole_file(local_filesystem(), dir.file("missing")),
+                     ErrorCode::kNotFound);
   KVDEX_EXPECT_ERROR(read_whole_file(local_filesystem(), dir.path()), ErrorCode::kIOError);
   testing::write_file_bytes(dir.file("plain"), "x");
   // A parent that is a file: the write must fail cleanly, whoever runs the test.
   try {
-    write_file_atomically(local_filesystem(), dir.file("plain/sub.json"), [](WritableFile& f) { f.append("x"); });
+    write_file_atomically(local_filesystem(), dir.file("plain/sub.json"),
+                          [](WritableFile& f) { f.append("x"); });
     ADD_FAILURE() << "wrote below a regular file";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIOError);
@@ -72,7 +75,8 @@ void check_every_step_of_persist_fails_safely(FileSystem& base, const std::strin
 
   SimpleKVStore new_store;
   for (int i = 0; i < 3000; ++i) {  // several MB, so the writer appends more than once
-    new_store.put("key" + std::to_string(i), {{"text", std::string(1000, 'a' + i % 26)}}, "docstore/data");
+    new_store.put("key" + std::to_string(i), {{"text", std::string(1000, 'a' + i % 26)}},
+                  "docstore/data");
   }
   fs.reset_count();
   new_store.persist(path, &fs);
@@ -104,14 +108,15 @@ TEST(FaultInjection, EveryFailingStepOfPersistLeavesTheOldFileOnDisk) {
   check_every_step_of_persist_fails_safely(local_filesystem(), path,
                                            [&] { return testing::read_file_bytes(path); });
   std::size_t entries = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.file("storage"))) ++entries;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.file("storage")))
+    ++entries;
   EXPECT_EQ(entries, 1u) << "failed persists leave no temporary files";
 }
 
 TEST(FaultInjection, EveryFailingStepOfPersistLeavesTheOldFileInMemory) {
   MemoryFileSystem memory;
-  check_every_step_of_persist_fails_safely(memory, "/storage/docstore.json",
-                                           [&] { return memory.contents("/storage/docstore.json"); });
+  check_every_step_of_persist_fails_safely(
+      memory, "/storage/docstore.json", [&] { return memory.contents("/storage/docstore.json"); });
   EXPECT_EQ(memory.file_count(), 1u);
 }
 

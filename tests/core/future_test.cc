@@ -35,9 +35,8 @@ TEST(Future, CallbacksRunOnceWhetherAddedBeforeOrAfterCompletion) {
 }
 
 TEST(Future, ErrorsAreRethrownByGet) {
-  Future<int> future = run_async(default_executor(), []() -> int {
-    throw Error(ErrorCode::kUnavailable, "server down");
-  });
+  Future<int> future = run_async(
+      default_executor(), []() -> int { throw Error(ErrorCode::kUnavailable, "server down"); });
   KVDEX_EXPECT_ERROR(future.get(), ErrorCode::kUnavailable);
 }
 
@@ -52,13 +51,15 @@ TEST(Future, ABrokenPromiseCompletesWithInternal) {
 
 TEST(Future, RunAsyncDoesNotRunOnTheCaller) {
   const auto caller = std::this_thread::get_id();
-  Future<std::thread::id> future = run_async(default_executor(), [] { return std::this_thread::get_id(); });
+  Future<std::thread::id> future =
+      run_async(default_executor(), [] { return std::this_thread::get_id(); });
   EXPECT_NE(future.get(), caller);
 }
 
 TEST(Future, ManyConcurrentTasksAllComplete) {
   std::vector<Future<int>> futures;
-  for (int i = 0; i < 2000; ++i) futures.push_back(run_async(default_executor(), [i] { return i * 2; }));
+  for (int i = 0; i < 2000; ++i)
+    futures.push_back(run_async(default_executor(), [i] { return i * 2; }));
   long sum = 0;
   for (auto& f : futures) sum += f.get();
   EXPECT_EQ(sum, 2L * (1999L * 2000L / 2));

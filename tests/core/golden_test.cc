@@ -18,7 +18,8 @@ std::vector<fs::path> files_in(const fs::path& dir, const std::string& suffix) {
   if (!fs::exists(dir)) return out;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       out.push_back(entry.path());
     }
   }
@@ -46,11 +47,13 @@ TEST(Golden, CanonicalFilesLoadAndPersistByteForByte) {
       EXPECT_EQ(SimpleKVStore::from_dict(dict)->to_json_text(), original);
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kOutOfRange) << e.what();
-      EXPECT_NE(std::string(e.what()).find("does not fit in 64 bits"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("does not fit in 64 bits"), std::string::npos)
+          << e.what();
       ++files_with_big_integers;
     }
   }
-  EXPECT_LE(files_with_big_integers, 2u) << "integers.json and nesting.json hold integers beyond 64 bits";
+  EXPECT_LE(files_with_big_integers, 2u)
+      << "integers.json and nesting.json hold integers beyond 64 bits";
 }
 
 TEST(Golden, FilesPersistedByLlamaIndexRoundTripByteForByte) {
@@ -66,9 +69,11 @@ TEST(Golden, FilesPersistedByLlamaIndexRoundTripByteForByte) {
     auto store = SimpleKVStore::from_persist_path(file.string());
     EXPECT_EQ(store->to_json_text(), original);
   }
-  auto docstore = SimpleKVStore::from_persist_path((data / "llamaindex_persist" / "docstore.json").string());
-  EXPECT_EQ(docstore->collections(),
-            (std::vector<std::string>{"docstore/metadata", "docstore/ref_doc_info", "docstore/data"}));
+  auto docstore =
+      SimpleKVStore::from_persist_path((data / "llamaindex_persist" / "docstore.json").string());
+  EXPECT_EQ(
+      docstore->collections(),
+      (std::vector<std::string>{"docstore/metadata", "docstore/ref_doc_info", "docstore/data"}));
   EXPECT_GT(docstore->count("docstore/data"), 10u);
 }
 
@@ -78,9 +83,10 @@ TEST(Golden, NonCanonicalFilesLoadAsPythonLoadsThem) {
   for (const fs::path& input : inputs) {
     SCOPED_TRACE(input.string());
     std::string expected_name = input.filename().string();
-    expected_name.replace(expected_name.size() - std::string(".input.json").size(), std::string::npos,
-                          ".expected.json");
-    const std::string expected = testing::read_file_bytes((input.parent_path() / expected_name).string());
+    expected_name.replace(expected_name.size() - std::string(".input.json").size(),
+                          std::string::npos, ".expected.json");
+    const std::string expected =
+        testing::read_file_bytes((input.parent_path() / expected_name).string());
     auto store = SimpleKVStore::from_persist_path(input.string());
     EXPECT_EQ(store->to_json_text(), expected);
   }

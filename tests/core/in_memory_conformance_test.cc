@@ -36,7 +36,8 @@ struct OrderedMapTraits {
   }
 };
 
-using InMemoryTypes = ::testing::Types<SimpleTraits, OrderedMapTraits, UnorderedMapTraits, SortedMapTraits>;
+using InMemoryTypes =
+    ::testing::Types<SimpleTraits, OrderedMapTraits, UnorderedMapTraits, SortedMapTraits>;
 INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, KVStoreConformance, InMemoryTypes);
 
 static_assert(KeyValueMapping<InsertionOrderedMap<EncodedValue>>);
@@ -51,8 +52,10 @@ TEST(MutableMappingKVStore, ReadsAndDeletesCreateTheCollectionAsLlamaIndexDoes) 
   EXPECT_FALSE(store.remove("k", "deleted/from"));
   EXPECT_TRUE(store.get_all("listed").empty());
   store.put("k", {{"v", 1}});
-  EXPECT_EQ(store.collections(), (std::vector<std::string>{"read/only", "deleted/from", "listed", "data"}));
-  EXPECT_EQ(store.to_json_text(), R"({"read/only": {}, "deleted/from": {}, "listed": {}, "data": {"k": {"v": 1}}})");
+  EXPECT_EQ(store.collections(),
+            (std::vector<std::string>{"read/only", "deleted/from", "listed", "data"}));
+  EXPECT_EQ(store.to_json_text(),
+            R"({"read/only": {}, "deleted/from": {}, "listed": {}, "data": {"k": {"v": 1}}})");
 }
 
 TEST(MutableMappingKVStore, UsesTheMappingFactoryForEachCollection) {

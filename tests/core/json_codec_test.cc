@@ -5,8 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include "test_util.h"
 #include "kvdex/value.h"
+#include "test_util.h"
 
 namespace kvdex::detail {
 namespace {
@@ -73,7 +73,7 @@ TEST(JsonString, EscapesAsEnsureAscii) {
 TEST(JsonString, RejectsInvalidUtf8) {
   KVDEX_EXPECT_ERROR(py_string("\xC0\x80"), ErrorCode::kInvalidArgument);  // overlong
   KVDEX_EXPECT_ERROR(py_string("\xFF"), ErrorCode::kInvalidArgument);
-  KVDEX_EXPECT_ERROR(py_string("ab\xE2\x82"), ErrorCode::kInvalidArgument);  // truncated
+  KVDEX_EXPECT_ERROR(py_string("ab\xE2\x82"), ErrorCode::kInvalidArgument);        // truncated
   KVDEX_EXPECT_ERROR(py_string("\xF4\x90\x80\x80"), ErrorCode::kInvalidArgument);  // > U+10FFFF
 }
 
@@ -110,11 +110,10 @@ struct BadJson {
 
 TEST(PythonJson, RejectsWhatJsonLoadsRejectsWithTheOffset) {
   const std::vector<BadJson> cases = {
-      {"", 0},           {"{", 1},          {"{\"a\" 1}", 5},   {"{\"a\": 1,}", 8},
-      {"[1,]", 3},       {"{'a': 1}", 1},   {"\"\\x\"", 1},     {"\"\\u12\"", 2},
-      {"\"a\tb\"", 2},   {"01", 1},         {"+1", 0},          {".5", 0},
-      {"1.", 1},         {"nan", 0},        {"True", 0},        {"{} x", 3},
-      {"\"abc", 0},      {"[1 2]", 3},      {"\"\xFF\"", 1},
+      {"", 0},         {"{", 1},       {"{\"a\" 1}", 5}, {"{\"a\": 1,}", 8}, {"[1,]", 3},
+      {"{'a': 1}", 1}, {"\"\\x\"", 1}, {"\"\\u12\"", 2}, {"\"a\tb\"", 2},    {"01", 1},
+      {"+1", 0},       {".5", 0},      {"1.", 1},        {"nan", 0},         {"True", 0},
+      {"{} x", 3},     {"\"abc", 0},   {"[1 2]", 3},     {"\"\xFF\"", 1},
   };
   for (const BadJson& c : cases) {
     try {
@@ -160,20 +159,23 @@ TEST(CanonicalCheck, AcceptsExactlyJsonDumpsOutput) {
   EXPECT_FALSE(is_canonical_object(R"([1])"));
   EXPECT_FALSE(is_canonical_object(R"({"a": 1)"));
   std::string many = "{";
-  for (int i = 0; i < 40; ++i) many += (i ? ", " : "") + std::string("\"k") + std::to_string(i) + "\": 1";
+  for (int i = 0; i < 40; ++i)
+    many += (i ? ", " : "") + std::string("\"k") + std::to_string(i) + "\": 1";
   EXPECT_TRUE(is_canonical_object(many + "}"));
   EXPECT_FALSE(is_canonical_object(many + ", \"k17\": 2}")) << "duplicate in a large object";
 }
 
 TEST(EncodedValue, ParseCanonicalizes) {
-  EXPECT_EQ(EncodedValue::parse("{\"b\":1,\"a\":[1.50,\"\\u00E9\"]}").text(), R"({"b": 1, "a": [1.5, "\u00e9"]})");
+  EXPECT_EQ(EncodedValue::parse("{\"b\":1,\"a\":[1.50,\"\\u00E9\"]}").text(),
+            R"({"b": 1, "a": [1.5, "\u00e9"]})");
   EXPECT_EQ(EncodedValue().text(), "{}");
   KVDEX_EXPECT_ERROR(EncodedValue::parse("[1]"), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(EncodedValue::parse("{\"a\": }"), ErrorCode::kInvalidArgument);
   try {
     (void)EncodedValue::parse("{\"a\":\n tru}");
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("byte 7 (line 2, column 2)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("byte 7 (line 2, column 2)"), std::string::npos)
+        << e.what();
   }
 }
 

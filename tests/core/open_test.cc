@@ -47,7 +47,7 @@ TEST(Open, JsonStoreLoadsAndPersistsItsFile) {
     store->flush();
     EXPECT_EQ(testing::read_file_bytes(path), R"({"docstore/data": {"k": {"v": 1}}})");
     store->put("k2", {{"v", 2}}, "docstore/data");
-  }  // destroyed: flushed
+  }                         // destroyed: flushed
   auto again = open(path);  // bare .json path
   EXPECT_EQ(again->get("k2", "docstore/data"), (Value{{"v", 2}}));
   EXPECT_EQ(again->collections(), (std::vector<std::string>{"docstore/data"}));

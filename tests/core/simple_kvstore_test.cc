@@ -11,12 +11,14 @@ using testing::TempDir;
 
 TEST(SimpleKVStore, PersistWritesJsonDumpsOfTheNestedDict) {
   SimpleKVStore store;
-  store.put("id1", {{"__data__", {{"text", "héllo\n"}, {"score", 0.5}}}, {"__type__", "1"}}, "docstore/data");
+  store.put("id1", {{"__data__", {{"text", "héllo\n"}, {"score", 0.5}}}, {"__type__", "1"}},
+            "docstore/data");
   store.put("id1", {{"doc_hash", "h"}}, "docstore/metadata");
   store.put("x", {{"empty", Value::object()}, {"list", Value::array()}});
-  EXPECT_EQ(store.to_json_text(),
-            R"({"docstore/data": {"id1": {"__data__": {"text": "h\u00e9llo\n", "score": 0.5}, "__type__": "1"}}, )"
-            R"("docstore/metadata": {"id1": {"doc_hash": "h"}}, "data": {"x": {"empty": {}, "list": []}}})");
+  EXPECT_EQ(
+      store.to_json_text(),
+      R"({"docstore/data": {"id1": {"__data__": {"text": "h\u00e9llo\n", "score": 0.5}, "__type__": "1"}}, )"
+      R"("docstore/metadata": {"id1": {"doc_hash": "h"}}, "data": {"x": {"empty": {}, "list": []}}})");
   EXPECT_EQ(SimpleKVStore().to_json_text(), "{}");
 }
 
@@ -25,7 +27,8 @@ TEST(SimpleKVStore, PersistAndLoadRoundTrip) {
   const std::string path = dir.file("storage/nested/docstore.json");
   SimpleKVStore store;
   for (int i = 0; i < 1000; ++i) {
-    store.put("k" + std::to_string(i), {{"i", i}, {"f", i * 0.1}, {"s", std::string(i % 50, 'z')}}, "c" + std::to_string(i % 3));
+    store.put("k" + std::to_string(i), {{"i", i}, {"f", i * 0.1}, {"s", std::string(i % 50, 'z')}},
+              "c" + std::to_string(i % 3));
   }
   store.remove("k10", "c1");
   store.persist(path);
@@ -33,7 +36,8 @@ TEST(SimpleKVStore, PersistAndLoadRoundTrip) {
   EXPECT_EQ(loaded->to_json_text(), store.to_json_text());
   EXPECT_EQ(testing::read_file_bytes(path), store.to_json_text());
   EXPECT_EQ(loaded->collections(), (std::vector<std::string>{"c0", "c1", "c2"}));
-  EXPECT_EQ(loaded->get("k7", "c1"), (Value{{"i", 7}, {"f", 0.7000000000000001}, {"s", std::string(7, 'z')}}));
+  EXPECT_EQ(loaded->get("k7", "c1"),
+            (Value{{"i", 7}, {"f", 0.7000000000000001}, {"s", std::string(7, 'z')}}));
   EXPECT_FALSE(loaded->get("k10", "c1").has_value());
   // The loaded store is a normal store.
   loaded->put("new", {{"v", 1}}, "c0");
@@ -44,10 +48,12 @@ TEST(SimpleKVStore, PersistAndLoadRoundTrip) {
 TEST(SimpleKVStore, LoadsWhatPythonAcceptsAndRewritesItCanonically) {
   // Indented, duplicate keys (last wins, first position), NaN, uppercase escapes, BOM.
   const std::string text =
-      "\xEF\xBB\xBF{\n  \"data\": {\n    \"a\": {\"x\":1E2, \"y\": NaN},\n    \"b\": {\"s\": \"\\u00E9\"},\n"
+      "\xEF\xBB\xBF{\n  \"data\": {\n    \"a\": {\"x\":1E2, \"y\": NaN},\n    \"b\": {\"s\": "
+      "\"\\u00E9\"},\n"
       "    \"a\": {\"x\": 2}\n  },\n  \"c\\ud800\": {}\n}\n";
   auto store = SimpleKVStore::from_json_text(text, "inline.json");
-  EXPECT_EQ(store->to_json_text(), R"({"data": {"a": {"x": 2}, "b": {"s": "\u00e9"}}, "c\ud800": {}})");
+  EXPECT_EQ(store->to_json_text(),
+            R"({"data": {"a": {"x": 2}, "b": {"s": "\u00e9"}}, "c\ud800": {}})");
 }
 
 TEST(SimpleKVStore, DuplicateCollectionsKeepTheLastContentsAtTheFirstPosition) {
@@ -57,9 +63,11 @@ TEST(SimpleKVStore, DuplicateCollectionsKeepTheLastContentsAtTheFirstPosition) {
 
 TEST(SimpleKVStore, ANonObjectReplacedByALaterDuplicateIsFine) {
   // json.loads keeps the last value of a duplicate key, at the first key's position.
-  auto store = SimpleKVStore::from_json_text(R"({"a": 1, "b": {}, "a": {"k": [1], "k": {"v": 2}, "j": {}}})");
+  auto store = SimpleKVStore::from_json_text(
+      R"({"a": 1, "b": {}, "a": {"k": [1], "k": {"v": 2}, "j": {}}})");
   EXPECT_EQ(store->to_json_text(), R"({"a": {"k": {"v": 2}, "j": {}}, "b": {}})");
-  KVDEX_EXPECT_ERROR(SimpleKVStore::from_json_text(R"({"a": {}, "b": 1, "a": {"k": 2}})"), ErrorCode::kCorruption);
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_json_text(R"({"a": {}, "b": 1, "a": {"k": 2}})"),
+                     ErrorCode::kCorruption);
   try {
     (void)SimpleKVStore::from_json_text(R"({"a": {"k": 2}, "b": 1} x)", "f");
   } catch (const Error& e) {
@@ -79,7 +87,8 @@ TEST(SimpleKVStore, MalformedFilesFailWithFileAndByteOffset) {
       {R"({"data": {"k": {"v": 1})", "at byte 23"},
       {R"({"data": {"k": {"v": 1}}}})", "extra data at byte 25"},
       {R"({"data": {"k": {"v": tru}}})", "expecting value at byte 21"},
-      {R"({"data": {"k": [1, 2]}})", "value of key \"k\" in collection \"data\" is not a JSON object at byte 15"},
+      {R"({"data": {"k": [1, 2]}})",
+       "value of key \"k\" in collection \"data\" is not a JSON object at byte 15"},
       {R"({"data": {"k": 5}})", "is not a JSON object at byte 15"},
       {R"({"data": [1]})", "collection \"data\" is not a JSON object at byte 9"},
       {R"([{"data": {}}])", "a persist file holds one JSON object at byte 0"},
@@ -138,7 +147,8 @@ TEST(SimpleKVStore, ToDictAndFromDict) {
   EXPECT_EQ(back->to_json_text(), store.to_json_text());
   KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value::array()), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value{{"data", 1}}), ErrorCode::kInvalidArgument);
-  KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value{{"data", {{"k", 1}}}}), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_dict(Value{{"data", {{"k", 1}}}}),
+                     ErrorCode::kInvalidArgument);
 }
 
 TEST(SimpleKVStore, PersistThroughAMemoryFileSystem) {
