@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include "kvdex/error.h"
 #include "kvdex/open.h"
@@ -33,9 +34,11 @@ std::string_view checked_value(std::string_view text, std::string_view key,
   return text;
 }
 
+// The one copy out of the map, in one allocation (control block and bytes together).
 EncodedValue copy_value(std::string_view text) {
-  auto owner = std::make_shared<const std::string>(text);  // the one copy out of the map
-  const std::string& stored = *owner;
+  std::shared_ptr<char[]> owner = std::make_shared_for_overwrite<char[]>(text.size());
+  std::memcpy(owner.get(), text.data(), text.size());
+  const std::string_view stored(owner.get(), text.size());
   return EncodedValue::adopt_canonical(stored, std::move(owner));
 }
 
@@ -80,21 +83,40 @@ void walk(MDB_txn* txn, const detail::CollectionDbs& dbs, const LmdbErrorContext
   if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
 }
 
-// Per collection of a write batch: its handles and the next sequence number.
+struct CursorCloser {
+  void operator()(MDB_cursor* cursor) const noexcept { mdb_cursor_close(cursor); }
+};
+
+// Per collection of a write batch: its handles, the next sequence number and a
+// cursor parked at the end of the order database. LMDB's MDB_APPEND through a cursor
+// that sits on the last leaf skips the descent (as mdb_load does), so a run of
+// inserts appends to the order database for almost nothing. The cursor is dropped
+// when the collection's order database is changed by other means (a remove), so an
+// append never trusts a stale position.
 struct CollectionWriter {
   std::optional<detail::CollectionDbs> dbs;
   bool looked_up = false;
   std::optional<std::uint64_t> next_seq;  // read once per transaction, then counted
+  std::unique_ptr<MDB_cursor, CursorCloser> order_cursor;  // closed before the commit
+
+  MDB_cursor* cursor(MDB_txn* txn, const LmdbErrorContext& context) {
+    if (!order_cursor) {
+      MDB_cursor* c = nullptr;
+      const int rc = mdb_cursor_open(txn, dbs->order, &c);
+      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open cursor", context);
+      order_cursor.reset(c);
+    }
+    return order_cursor.get();
+  }
 
   // One more than the last order entry (0 for an empty collection). Sequence numbers
   // of entries removed from the end are reused, which keeps the order: nothing
   // refers to them any more.
   std::uint64_t take_seq(MDB_txn* txn, const LmdbErrorContext& context) {
     if (!next_seq) {
-      LmdbCursor cursor(txn, dbs->order, context);
       MDB_val k;
       MDB_val d;
-      const int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_LAST);
+      const int rc = mdb_cursor_get(cursor(txn, context), &k, &d, MDB_LAST);
       if (rc == MDB_NOTFOUND) {
         next_seq = 0;
       } else if (rc != MDB_SUCCESS) {
@@ -127,7 +149,7 @@ struct CollectionWriter {
     detail::store_u64(seq_bytes, seq);
     MDB_val k{detail::kSeqBytes, seq_bytes};
     MDB_val d = as_val(lmdb_key);
-    const int rc = mdb_put(txn, dbs->order, &k, &d, MDB_APPEND);
+    const int rc = mdb_cursor_put(cursor(txn, context), &k, &d, MDB_APPEND);
     if (rc == MDB_KEYEXIST) throw_lmdb_corruption("order entries out of sequence", context);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
   }
@@ -135,6 +157,7 @@ struct CollectionWriter {
   bool remove(MDB_txn* txn, std::string_view key, const LmdbErrorContext& context) {
     char seq_bytes[detail::kSeqBytes];
     if (!KeyCodec().remove(txn, dbs->keys, key, seq_bytes, context)) return false;
+    order_cursor.reset();  // its position may not survive the delete
     MDB_val k{detail::kSeqBytes, seq_bytes};
     const int rc = mdb_del(txn, dbs->order, &k, nullptr);
     if (rc == MDB_NOTFOUND) {

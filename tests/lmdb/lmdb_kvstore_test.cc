@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 
 #include "kvdex/kvdex.h"
@@ -137,6 +138,51 @@ TEST(LmdbKVStore, GetAllIsInInsertionOrderAcrossReopen) {
   store.put("a", {{"v", 2}});
   EXPECT_EQ(keys_of(store, "data"), (std::vector<std::string>{"again", "a"}));
   store.verify();
+}
+
+// Random batches of puts, overwrites and removes (several of the same key in one
+// transaction, removes of the newest entry followed by appends, page splits and
+// merges in both databases) leave LMDB in the order of a Python dict, here
+// SimpleKVStore fed the same batches.
+TEST(LmdbKVStore, RandomBatchesKeepDictOrder) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"), {.durability = LmdbDurability::kNoMetaSync});
+  SimpleKVStore model;
+  std::mt19937 rng(20261126);
+  auto key_of = [](unsigned k) {
+    return k % 10 == 0 ? std::string(500, 'L') + std::to_string(k) : "key" + std::to_string(k);
+  };
+  int next_value = 0;
+  for (int round = 0; round < 60; ++round) {
+    WriteBatch batch;
+    const unsigned ops = 1 + rng() % 150;
+    for (unsigned i = 0; i < ops; ++i) {
+      const unsigned k = rng() % (round < 30 ? 400 : 60);  // later rounds churn few keys
+      const std::string collection = rng() % 8 == 0 ? "other" : "data";
+      if (rng() % 3 == 0) {
+        batch.remove(collection, key_of(k));
+      } else {
+        batch.put(
+            collection, key_of(k),
+            EncodedValue::encode({{"v", next_value++}, {"pad", std::string(rng() % 300, 'p')}}));
+      }
+    }
+    store.write(batch);
+    model.write(batch);
+    if (round % 10 == 9) {
+      for (const char* collection : {"data", "other"}) {
+        const std::vector<EncodedKeyValue> got = store.get_all_encoded(collection);
+        const std::vector<EncodedKeyValue> want = model.get_all_encoded(collection);
+        ASSERT_EQ(got.size(), want.size()) << "round " << round;
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          ASSERT_EQ(got[i].first, want[i].first) << "round " << round << " #" << i;
+          ASSERT_EQ(got[i].second.text(), want[i].second.text());
+        }
+        EXPECT_EQ(store.count(collection), want.size());
+      }
+      store.verify();
+    }
+  }
 }
 
 // Keys over 480 bytes (stored under a hashed LMDB key, far from their byte order)
