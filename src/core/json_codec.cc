@@ -1,5 +1,7 @@
 #include "core/json_codec.h"
 
+#include <locale.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -7,7 +9,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <locale.h>
 #include <unordered_map>
 
 #include "kvdex/error.h"
@@ -41,7 +42,8 @@ inline std::size_t plain_ascii_run(const char* p, const char* end) {
         _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
                      _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
     const int mask = _mm_movemask_epi8(special);
-    if (mask != 0) return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
+    if (mask != 0)
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
     p += 16;
   }
 #else
@@ -66,8 +68,12 @@ inline std::size_t plain_ascii_run(const char* p, const char* end) {
 }
 
 void append_u_escape(std::string& out, unsigned unit) {
-  char buf[6] = {'\\', 'u', kHex[(unit >> 12) & 0xf], kHex[(unit >> 8) & 0xf],
-                 kHex[(unit >> 4) & 0xf], kHex[unit & 0xf]};
+  char buf[6] = {'\\',
+                 'u',
+                 kHex[(unit >> 12) & 0xf],
+                 kHex[(unit >> 8) & 0xf],
+                 kHex[(unit >> 4) & 0xf],
+                 kHex[unit & 0xf]};
   out.append(buf, 6);
 }
 
@@ -95,7 +101,7 @@ long decode_wtf8(std::string_view s, std::size_t& i) {
   }
   if (b0 >= 0xF0 && b0 <= 0xF4) {
     const unsigned b1 = byte(i + 1);
-    const bool ok1 = b0 == 0xF0 ? (b1 >= 0x90 && b1 <= 0xBF)
+    const bool ok1 = b0 == 0xF0   ? (b1 >= 0x90 && b1 <= 0xBF)
                      : b0 == 0xF4 ? (b1 >= 0x80 && b1 <= 0x8F)
                                   : cont(b1);
     if (!ok1 || !cont(byte(i + 2)) || !cont(byte(i + 3))) return -1;
@@ -173,14 +179,36 @@ void append_json_string(std::string& out, std::string_view s) {
     if (i >= s.size()) break;
     const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out.append("\\\""); ++i; continue;
-      case '\\': out.append("\\\\"); ++i; continue;
-      case '\n': out.append("\\n"); ++i; continue;
-      case '\r': out.append("\\r"); ++i; continue;
-      case '\t': out.append("\\t"); ++i; continue;
-      case '\b': out.append("\\b"); ++i; continue;
-      case '\f': out.append("\\f"); ++i; continue;
-      default: break;
+      case '"':
+        out.append("\\\"");
+        ++i;
+        continue;
+      case '\\':
+        out.append("\\\\");
+        ++i;
+        continue;
+      case '\n':
+        out.append("\\n");
+        ++i;
+        continue;
+      case '\r':
+        out.append("\\r");
+        ++i;
+        continue;
+      case '\t':
+        out.append("\\t");
+        ++i;
+        continue;
+      case '\b':
+        out.append("\\b");
+        ++i;
+        continue;
+      case '\f':
+        out.append("\\f");
+        ++i;
+        continue;
+      default:
+        break;
     }
     if (c < 0x80) {  // other control characters and DEL
       append_u_escape(out, c);
@@ -263,12 +291,24 @@ void append_python_float(std::string& out, double value) {
 void append_python_json(std::string& out, const Value& value) {
   using Type = Value::value_t;
   switch (value.type()) {
-    case Type::null: out.append("null"); return;
-    case Type::boolean: out.append(value.get<bool>() ? "true" : "false"); return;
-    case Type::number_integer: out.append(std::to_string(value.get<std::int64_t>())); return;
-    case Type::number_unsigned: out.append(std::to_string(value.get<std::uint64_t>())); return;
-    case Type::number_float: append_python_float(out, value.get<double>()); return;
-    case Type::string: append_json_string(out, value.get_ref<const std::string&>()); return;
+    case Type::null:
+      out.append("null");
+      return;
+    case Type::boolean:
+      out.append(value.get<bool>() ? "true" : "false");
+      return;
+    case Type::number_integer:
+      out.append(std::to_string(value.get<std::int64_t>()));
+      return;
+    case Type::number_unsigned:
+      out.append(std::to_string(value.get<std::uint64_t>()));
+      return;
+    case Type::number_float:
+      append_python_float(out, value.get<double>());
+      return;
+    case Type::string:
+      append_json_string(out, value.get_ref<const std::string&>());
+      return;
     case Type::array: {
       out.push_back('[');
       bool first = true;
@@ -328,19 +368,46 @@ std::string_view JsonParser::parse_string(std::string& scratch) {
       return scratch;
     }
     if (c == '\\') {
-      if (i + 1 >= text_.size()) fail(open, "unterminated string starting at " + std::to_string(open));
+      if (i + 1 >= text_.size())
+        fail(open, "unterminated string starting at " + std::to_string(open));
       const char e = text_[i + 1];
       switch (e) {
-        case '"': scratch.push_back('"'); i += 2; continue;
-        case '\\': scratch.push_back('\\'); i += 2; continue;
-        case '/': scratch.push_back('/'); i += 2; continue;
-        case 'b': scratch.push_back('\b'); i += 2; continue;
-        case 'f': scratch.push_back('\f'); i += 2; continue;
-        case 'n': scratch.push_back('\n'); i += 2; continue;
-        case 'r': scratch.push_back('\r'); i += 2; continue;
-        case 't': scratch.push_back('\t'); i += 2; continue;
-        case 'u': break;
-        default: fail(i, "invalid \\escape");
+        case '"':
+          scratch.push_back('"');
+          i += 2;
+          continue;
+        case '\\':
+          scratch.push_back('\\');
+          i += 2;
+          continue;
+        case '/':
+          scratch.push_back('/');
+          i += 2;
+          continue;
+        case 'b':
+          scratch.push_back('\b');
+          i += 2;
+          continue;
+        case 'f':
+          scratch.push_back('\f');
+          i += 2;
+          continue;
+        case 'n':
+          scratch.push_back('\n');
+          i += 2;
+          continue;
+        case 'r':
+          scratch.push_back('\r');
+          i += 2;
+          continue;
+        case 't':
+          scratch.push_back('\t');
+          i += 2;
+          continue;
+        case 'u':
+          break;
+        default:
+          fail(i, "invalid \\escape");
       }
       auto read_unit = [&](std::size_t at) -> long {
         if (at + 6 > text_.size()) return -1;
@@ -470,9 +537,11 @@ class CanonicalChecker {
         const unsigned unit = static_cast<unsigned>((h0 << 12) | (h1 << 8) | (h2 << 4) | h3);
         // json.dumps escapes with \u exactly the units it has no short escape for.
         if (unit >= 0x20 && unit <= 0x7e) return false;
-        if (unit == '\n' || unit == '\r' || unit == '\t' || unit == '\b' || unit == '\f') return false;
+        if (unit == '\n' || unit == '\r' || unit == '\t' || unit == '\b' || unit == '\f')
+          return false;
         p += 6;
-      } else if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f') {
+      } else if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' ||
+                 e == 'f') {
         p += 2;
       } else {
         return false;
@@ -590,16 +659,23 @@ class CanonicalChecker {
 
   bool scalar(char c) {
     switch (c) {
-      case '"': return string();
-      case 't': return consume("true");
-      case 'f': return consume("false");
-      case 'n': return consume("null");
-      case 'N': return consume("NaN");
-      case 'I': return consume("Infinity");
+      case '"':
+        return string();
+      case 't':
+        return consume("true");
+      case 'f':
+        return consume("false");
+      case 'n':
+        return consume("null");
+      case 'N':
+        return consume("NaN");
+      case 'I':
+        return consume("Infinity");
       case '-':
         if (consume("-Infinity")) return true;
         return number();
-      default: return number();
+      default:
+        return number();
     }
   }
 
@@ -614,12 +690,21 @@ class CanonicalChecker {
 // ---- A small tree for the slow path -------------------------------------------------
 
 struct Node {
-  enum class Kind : std::uint8_t { kNull, kFalse, kTrue, kInteger, kFloat, kString, kArray, kObject };
+  enum class Kind : std::uint8_t {
+    kNull,
+    kFalse,
+    kTrue,
+    kInteger,
+    kFloat,
+    kString,
+    kArray,
+    kObject
+  };
   Kind kind = Kind::kNull;
   double number = 0;
-  std::string text;                // integer digits or string contents (WTF-8)
-  std::vector<Node> items;         // array elements or object values
-  std::vector<std::string> keys;   // object keys, parallel to items
+  std::string text;               // integer digits or string contents (WTF-8)
+  std::vector<Node> items;        // array elements or object values
+  std::vector<std::string> keys;  // object keys, parallel to items
 };
 
 // Builds a Node tree with json.loads' semantics for duplicate keys.
@@ -705,12 +790,24 @@ class TreeBuilder {
 
 void write_node(std::string& out, const Node& n) {
   switch (n.kind) {
-    case Node::Kind::kNull: out.append("null"); return;
-    case Node::Kind::kFalse: out.append("false"); return;
-    case Node::Kind::kTrue: out.append("true"); return;
-    case Node::Kind::kInteger: out.append(n.text); return;
-    case Node::Kind::kFloat: append_python_float(out, n.number); return;
-    case Node::Kind::kString: append_json_string(out, n.text); return;
+    case Node::Kind::kNull:
+      out.append("null");
+      return;
+    case Node::Kind::kFalse:
+      out.append("false");
+      return;
+    case Node::Kind::kTrue:
+      out.append("true");
+      return;
+    case Node::Kind::kInteger:
+      out.append(n.text);
+      return;
+    case Node::Kind::kFloat:
+      append_python_float(out, n.number);
+      return;
+    case Node::Kind::kString:
+      append_json_string(out, n.text);
+      return;
     case Node::Kind::kArray:
       out.push_back('[');
       for (std::size_t i = 0; i < n.items.size(); ++i) {
@@ -786,10 +883,10 @@ class ValueBuilder {
       place(Value(u));
       return;
     }
-    throw Error(ErrorCode::kOutOfRange,
-                "integer " + std::string(digits.substr(0, 40)) +
-                    (digits.size() > 40 ? "..." : "") +
-                    " does not fit in 64 bits; read the value's text (get_encoded) to keep it exact");
+    throw Error(
+        ErrorCode::kOutOfRange,
+        "integer " + std::string(digits.substr(0, 40)) + (digits.size() > 40 ? "..." : "") +
+            " does not fit in 64 bits; read the value's text (get_encoded) to keep it exact");
   }
   void floating(double v) { place(Value(v)); }
   void boolean(bool b) { place(Value(b)); }
