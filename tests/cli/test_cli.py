@@ -217,3 +217,37 @@ def test_failed_export_leaves_no_partial_file(tmp_path):
     target = tmp_path / "nodir" / "out.jsonl"
     kvdex("export", LLAMA_PERSIST / "docstore.json", target, check=4)
     assert not target.exists()
+
+
+def test_default_store_is_lmdb_and_round_trips_a_llamaindex_file(tmp_path):
+    store = tmp_path / "kv"  # a bare path: lmdb
+    kvdex("copy", LLAMA_PERSIST / "docstore.json", store, check=0)
+    assert (store / "data.mdb").exists()
+    kvdex("copy", LLAMA_PERSIST / "index_store.json", f"lmdb:{store}", check=0)
+    listed = kvdex("collections", store, check=0).stdout.splitlines()
+    assert [line.split("\t")[0] for line in listed] == DOCSTORE_COLLECTIONS + ["index_store/data"]
+    original = json.loads((LLAMA_PERSIST / "docstore.json").read_text())
+    node_id = next(iter(original["docstore/data"]))
+    got = kvdex("get", store, node_id, "-c", "docstore/data", check=0).stdout
+    assert json.loads(got) == original["docstore/data"][node_id]
+    out = tmp_path / "back" / "docstore.json"
+    kvdex("copy", store, out, *sum((["-c", c] for c in DOCSTORE_COLLECTIONS), []), check=0)
+    assert out.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
+
+
+def test_lmdb_store_commands_and_exit_codes(tmp_path):
+    store = f"lmdb:{tmp_path / 'kv'}"
+    kvdex("get", store, "k", check=4)  # does not exist yet: I/O error class
+    kvdex("put", store, "k", '{"v": 1}', check=0)
+    assert kvdex("get", store, "k", check=0).stdout == '{"v": 1}\n'
+    kvdex("get", store, "missing", check=1)
+    kvdex("put", store, "k2", '{"v": 2}', "-c", "other", check=0)
+    assert kvdex("keys", store, check=0).stdout == "k\n"
+    kvdex("delete", store, "k", check=0)
+    kvdex("delete", store, "k", check=1)
+    exported = kvdex("export", store, "-", check=0).stdout
+    assert json.loads(exported.splitlines()[0]) == {"collection": "other", "key": "k2", "value": {"v": 2}}
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    proc = kvdex("put", f"lmdb:{not_a_dir}", "k", '{"v": 1}')
+    assert proc.returncode == 2 and str(not_a_dir) in proc.stderr
