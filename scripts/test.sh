@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+scripts/check-format.sh
 
 echo "== C++: default build (RelWithDebInfo, -Werror)"
 cmake --preset default >/dev/null
