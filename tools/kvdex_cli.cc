@@ -258,18 +258,7 @@ Record parse_record(std::string_view line, std::size_t line_number, const std::s
     throw bad(e.message + " at " + kvdex::detail::describe_offset(line, e.offset));
   }
   kvdex::detail::JsonParser parser(canonical);
-  struct Skip {
-    void start_object() {}
-    void end_object() {}
-    void start_array() {}
-    void end_array() {}
-    void key(std::string_view) {}
-    void string(std::string_view) {}
-    void integer(std::string_view) {}
-    void floating(double) {}
-    void boolean(bool) {}
-    void null() {}
-  } skip;
+  kvdex::detail::DiscardHandler skip;
   std::optional<std::string> collection, key;
   std::optional<EncodedValue> value;
   std::string scratch;

@@ -104,6 +104,22 @@ class JsonParser {
   std::string scratch_;
 };
 
+// A handler that ignores everything: JsonParser::parse_value(discard) validates and
+// skips one value (e.g. one kvdex will reject, so that a syntax error later in the
+// text is still the error reported, as in Python).
+struct DiscardHandler {
+  void start_object() {}
+  void end_object() {}
+  void start_array() {}
+  void end_array() {}
+  void key(std::string_view) {}
+  void string(std::string_view) {}
+  void integer(std::string_view) {}
+  void floating(double) {}
+  void boolean(bool) {}
+  void null() {}
+};
+
 double parse_python_float(std::string_view text);
 
 // Is `text` exactly what json.dumps writes for some JSON object? (No surrounding

@@ -136,21 +136,6 @@ bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections
   return i == count;  // nothing but whitespace after the top-level object
 }
 
-// Parses and throws away one value (used for values kvdex will reject anyway, so
-// that a syntax error later in the file is still the error reported, as in Python).
-struct DiscardHandler {
-  void start_object() {}
-  void end_object() {}
-  void start_array() {}
-  void end_array() {}
-  void key(std::string_view) {}
-  void string(std::string_view) {}
-  void integer(std::string_view) {}
-  void floating(double) {}
-  void boolean(bool) {}
-  void null() {}
-};
-
 // The exact path: kvdex's own parser, with json.loads' acceptance and precise errors.
 // Python first parses the whole file, then LlamaIndex uses the dict, where a later
 // duplicate key replaces an earlier one. So a collection or value that is not an
@@ -207,7 +192,7 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
       auto& [collection_rejected, keys_rejected] = rejected[name];
       if (parser.peek() != '{') {
         const std::size_t at = parser.position();
-        DiscardHandler discard;
+        detail::DiscardHandler discard;
         parser.parse_value(discard);
         collection_rejected =
             Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
@@ -221,7 +206,7 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
       for_each_member([&](std::string key) {
         if (parser.peek() != '{') {
           const std::size_t at = parser.position();
-          DiscardHandler discard;
+          detail::DiscardHandler discard;
           parser.parse_value(discard);
           keys_rejected[key] = Rejected{at, "value of key " + quote_name(key) + " in collection " +
                                                 quote_name(name) + " is not a JSON object"};
