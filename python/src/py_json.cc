@@ -18,17 +18,7 @@ namespace {
 
 [[noreturn]] void throw_python_error() { throw nb::python_error(); }
 
-constexpr char kHex[] = "0123456789abcdef";
-
-void append_u_escape(std::string& out, Py_UCS4 unit) {
-  const char buf[6] = {'\\',
-                       'u',
-                       kHex[(unit >> 12) & 0xf],
-                       kHex[(unit >> 8) & 0xf],
-                       kHex[(unit >> 4) & 0xf],
-                       kHex[unit & 0xf]};
-  out.append(buf, 6);
-}
+using detail::append_u_escape;
 
 // json.dumps' ensure_ascii escaping of one code point.
 inline void append_escaped(std::string& out, Py_UCS4 c) {

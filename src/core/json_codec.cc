@@ -67,6 +67,8 @@ inline std::size_t plain_ascii_run(const char* p, const char* end) {
   return static_cast<std::size_t>(p - start);
 }
 
+}  // namespace
+
 void append_u_escape(std::string& out, unsigned unit) {
   char buf[6] = {'\\',
                  'u',
@@ -76,6 +78,8 @@ void append_u_escape(std::string& out, unsigned unit) {
                  kHex[unit & 0xf]};
   out.append(buf, 6);
 }
+
+namespace {
 
 // Decodes one WTF-8 sequence starting at s[i] (a byte >= 0x80). Returns the code
 // point and advances i, or returns -1 for an invalid sequence.

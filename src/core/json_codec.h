@@ -44,6 +44,9 @@ std::string describe_offset(std::string_view text, std::size_t offset);
 // Throws Error(kInvalidArgument) if `s` is not WTF-8.
 void append_json_string(std::string& out, std::string_view s);
 
+// Appends "\uXXXX" (lowercase hex) for a UTF-16 code unit, as json.dumps writes it.
+void append_u_escape(std::string& out, unsigned unit);
+
 // Appends a double as Python's float.__repr__ (json.dumps' float format).
 void append_python_float(std::string& out, double value);
 
