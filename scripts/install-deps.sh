@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages kvdex builds and tests with (Debian 12), only those
 # missing, so it is cheap to run again. Python packages go into a venv elsewhere.
+# The Redis and PostgreSQL servers are started by scripts/servers.sh on their own
+# ports; the 'main' cluster Debian's postgresql package may create on 5432 is unused.
 set -euo pipefail
 
 packages=(
@@ -8,6 +10,7 @@ packages=(
   nlohmann-json3-dev libsimdjson-dev liblmdb-dev lmdb-utils
   libgtest-dev libgmock-dev libcli11-dev
   python3 python3-dev python3-venv clang-format-14
+  redis-server redis-tools postgresql libhiredis-dev libpq-dev
 )
 
 missing=()
