@@ -2,6 +2,12 @@
 
     python bench/bench_python.py --impl {llamaindex,kvdex,kvdex-llamaindex} \
         --workload-file A.json --workload A [--mode store|load|docstore]
+    python bench/bench_python.py --impl llamaindex --mode redis|postgres \
+        --workload-file A.json --workload A [--put-limit L --sample S --delete-sample D]
+
+The redis and postgres modes measure LlamaIndex's RedisKVStore and PostgresKVStore on
+the servers scripts/servers.sh starts, on the same data and key samples' sizes as
+kvdex_bench's raw-redis and raw-postgres modes.
 
 Prints one JSON object per measurement, in the same shape as kvdex_bench.
 """
@@ -165,17 +171,149 @@ def bench_docstore_load(args, out: Emitter):
     out.emit("docstore.get_node", len(ids), time.perf_counter() - t)
 
 
+def read_server_workload(args):
+    """The pairs (a prefix of at most --put-limit), --sample indexes in random order for
+    the gets and the first --delete-sample of those for the deletes (see kvdex_bench)."""
+    collection, pairs = read_workload(args.workload_file)
+    if args.put_limit > 0:
+        pairs = pairs[: args.put_limit]
+    order = list(range(len(pairs)))
+    random.Random(42).shuffle(order)
+    sample = order[: args.sample] if args.sample > 0 else order
+    deletes = sample[: args.delete_sample] if args.delete_sample > 0 else sample
+    return collection, pairs, order, sample, deletes
+
+
+def payload_bytes(pairs) -> int:
+    # The same figure kvdex_bench reports: key plus JSON text of every pair.
+    return sum(len(k.encode()) + len(json.dumps(v).encode()) for k, v in pairs)
+
+
+def timed_server_ops(out: Emitter, store, collection, pairs, sample, deletes):
+    """put_all, get, get_all and delete: the rows every server row set has."""
+    nbytes = payload_bytes(pairs)
+    # The first call connects (and PostgresKVStore creates its table): not put_all's cost.
+    store.get("kvdex-bench-warm-up", collection=collection)
+    t = time.perf_counter()
+    store.put_all(pairs, collection=collection, batch_size=1000)
+    out.emit("put_all(1000)", len(pairs), time.perf_counter() - t, nbytes)
+
+    t = time.perf_counter()
+    found = sum(store.get(pairs[i][0], collection=collection) is not None for i in sample)
+    out.emit("get", found, time.perf_counter() - t)
+    if found != len(sample):
+        raise SystemExit(f"{out.store} get found {found} of {len(sample)} keys")
+
+    t = time.perf_counter()
+    everything = store.get_all(collection=collection)
+    out.emit("get_all", len(everything), time.perf_counter() - t, nbytes)
+    if len(everything) != len(pairs):
+        raise SystemExit(f"{out.store} get_all returned {len(everything)} of {len(pairs)} pairs")
+    del everything
+
+    t = time.perf_counter()
+    removed = sum(bool(store.delete(pairs[i][0], collection=collection)) for i in deletes)
+    out.emit("remove", removed, time.perf_counter() - t)
+
+
+def bench_redis(args, out: Emitter):
+    """LlamaIndex's RedisKVStore on the Redis of scripts/servers.sh."""
+    import redis
+    from llama_index.storage.kvstore.redis import RedisKVStore
+
+    collection, pairs, order, sample, deletes = read_server_workload(args)
+    url = f"redis://{args.redis_host}:{args.redis_port}/0"
+    admin = redis.Redis.from_url(url)
+    try:
+        admin.ping()
+    except redis.exceptions.ConnectionError as e:
+        raise SystemExit(f"cannot connect to Redis at {args.redis_host}:{args.redis_port}: {e} "
+                         "(start it with scripts/servers.sh start redis)")
+    admin.delete(collection)
+    store = RedisKVStore(redis_uri=url)
+    timed_server_ops(out, store, collection, pairs, sample, deletes)
+
+    # asyncio.gather of 10,000 aget calls: LlamaIndex's async client takes a pooled
+    # connection per pending command, so Redis sees how many connections it opened.
+    store.put_all(pairs, collection=collection, batch_size=1000)  # the deleted keys back
+    keys = [pairs[i][0] for i in order[: min(len(pairs), 10000)]]
+
+    async def gather_gets():
+        before = admin.info("stats")["total_connections_received"]
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(store.aget(k, collection=collection) for k in keys))
+        seconds = time.perf_counter() - t0
+        opened = admin.info("stats")["total_connections_received"] - before
+        connected = admin.info("clients")["connected_clients"]
+        # RedisKVStore has no close(); its pooled connections would outlive the loop.
+        await store._async_redis_client.aclose()
+        return results, seconds, opened, connected
+
+    results, seconds, opened, connected = asyncio.run(gather_gets())
+    if sum(r is not None for r in results) != len(keys):
+        raise SystemExit("redis aget x gather missed keys")
+    out.emit("aget x gather", len(keys), seconds, 0, connections_opened=opened,
+             connected_clients_after=connected)
+    admin.delete(collection)
+
+
+def bench_postgres(args, out: Emitter):
+    """LlamaIndex's PostgresKVStore (its default table public.data_kvstore, json values)
+    on the PostgreSQL of scripts/servers.sh, starting from no table, as raw-postgres."""
+    import psycopg2
+    from llama_index.storage.kvstore.postgres import PostgresKVStore
+
+    collection, pairs, _, sample, deletes = read_server_workload(args)
+    try:
+        admin = psycopg2.connect(host=args.pg_host, port=args.pg_port, dbname=args.pg_database,
+                                 user=args.pg_user)
+    except psycopg2.OperationalError as e:
+        raise SystemExit(f"cannot connect to PostgreSQL at {args.pg_host}:{args.pg_port} "
+                         f"(database {args.pg_database}): {str(e).strip()} "
+                         "(start it with scripts/servers.sh start postgres)")
+    admin.autocommit = True
+
+    def drop_table():
+        with admin.cursor() as cur:
+            cur.execute("SET client_min_messages = warning")
+            cur.execute("DROP TABLE IF EXISTS public.data_kvstore")
+
+    drop_table()
+    # The servers trust loopback connections: the password is not checked.
+    store = PostgresKVStore.from_params(host=args.pg_host, port=str(args.pg_port),
+                                        database=args.pg_database, user=args.pg_user,
+                                        password="kvdex", table_name="kvstore")
+    timed_server_ops(out, store, collection, pairs, sample, deletes)
+    store._engine.dispose()  # no close() either; the table is dropped next
+    drop_table()
+    admin.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", required=True)
     parser.add_argument("--workload-file", required=True)
     parser.add_argument("--workload", required=True)
-    parser.add_argument("--mode", default="store", choices=["store", "load", "docstore", "docstore-load"])
+    parser.add_argument("--mode", default="store",
+                        choices=["store", "load", "docstore", "docstore-load", "redis", "postgres"])
     parser.add_argument("--docstore-file", default="")
+    parser.add_argument("--put-limit", type=int, default=0, help="redis/postgres: at most this many pairs")
+    parser.add_argument("--sample", type=int, default=0, help="redis/postgres: keys for the gets")
+    parser.add_argument("--delete-sample", type=int, default=0, help="redis/postgres: keys for the deletes")
+    parser.add_argument("--redis-host", default="127.0.0.1")
+    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("KVDEX_REDIS_PORT", 16379)))
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("KVDEX_PG_PORT", 15432)))
+    parser.add_argument("--pg-database", default=os.environ.get("KVDEX_PG_DATABASE", "kvdex"))
+    parser.add_argument("--pg-user", default="postgres")
     args = parser.parse_args()
-    out = Emitter(args.impl + "-py" if args.impl.startswith("kvdex") else args.impl, "simple", args.workload)
+    store = args.mode if args.mode in ("redis", "postgres") else "simple"
+    out = Emitter(args.impl + "-py" if args.impl.startswith("kvdex") else args.impl, store, args.workload)
+    if store != "simple" and args.impl != "llamaindex":
+        raise SystemExit(f"--mode {args.mode}: only --impl llamaindex (kvdex has no {store} backend yet)")
     {"store": bench_store, "load": bench_load, "docstore": bench_docstore,
-     "docstore-load": bench_docstore_load}[args.mode](args, out)
+     "docstore-load": bench_docstore_load, "redis": bench_redis,
+     "postgres": bench_postgres}[args.mode](args, out)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,15 @@ side by side in one run, reported as ratios (machines here are shared and noisy)
 
 Writes bench/out/results.csv and bench/out/results.md and prints the tables.
 Every measurement runs in its own process, so peak RSS belongs to it alone.
+
+Redis and PostgreSQL rows (raw engines and LlamaIndex's stores; kvdex's when those
+backends exist) run against the servers scripts/servers.sh starts; servers this run
+started are stopped at its end. Rows that cannot run here (servers, client libraries or
+Python packages not installed) are listed as not measured; under CI they fail the run.
 """
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import pathlib
@@ -27,6 +33,12 @@ import workloads  # noqa: E402
 
 
 FAILURES = []
+MISSING = []  # {"impl", "store", "workload", "reason"}: rows this machine cannot measure
+SERVERS_SH = ROOT / "scripts" / "servers.sh"
+# The servers' addresses: scripts/servers.sh's defaults and the same overrides.
+REDIS_PORT = os.environ.get("KVDEX_REDIS_PORT", "16379")
+PG_CONNINFO = (f"host=127.0.0.1 port={os.environ.get('KVDEX_PG_PORT', '15432')} "
+               f"dbname={os.environ.get('KVDEX_PG_DATABASE', 'kvdex')} user=postgres")
 
 
 def run_rows(cmd, env=None):
@@ -52,6 +64,49 @@ def generate(out_dir: pathlib.Path, kind: str, n: int) -> pathlib.Path:
     return path
 
 
+def not_measured(impl, store, workloads, reason):
+    """Records rows that cannot run here; in CI (which installs everything) that fails."""
+    for workload in workloads:
+        MISSING.append({"impl": impl, "store": store, "workload": workload, "reason": reason})
+    print(f"  ! {impl} {store} rows not measured: {reason}", file=sys.stderr)
+    if os.environ.get("CI"):
+        FAILURES.append(f"{impl} {store}: {reason}")
+
+
+def start_servers():
+    """Starts Redis and PostgreSQL with scripts/servers.sh. Returns (running, started):
+    the servers usable now and those this run started (and so stops)."""
+    running, started = set(), set()
+    for server in ("redis", "postgres"):
+        was_up = subprocess.run(["bash", SERVERS_SH, "status", server], capture_output=True).returncode == 0
+        proc = subprocess.run(["bash", SERVERS_SH, "start", server], capture_output=True, text=True)
+        if proc.returncode == 0:
+            running.add(server)
+            if not was_up:
+                started.add(server)
+            continue
+        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        if proc.returncode == 2:  # servers.sh: the server's binaries are not installed
+            not_measured(f"raw-{server}, llamaindex", server, ["A", "B"], reason)
+        else:
+            FAILURES.append(f"scripts/servers.sh start {server}")
+            print(f"  ! scripts/servers.sh start {server} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+    return running, started
+
+
+def stop_servers(started):
+    for server in sorted(started):
+        proc = subprocess.run(["bash", SERVERS_SH, "stop", server], capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"  ! scripts/servers.sh stop {server} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+
+
+def bench_modes(bench) -> set:
+    """The modes kvdex_bench was built with (raw-redis, raw-postgres need hiredis, libpq)."""
+    proc = subprocess.run([str(bench), "modes"], capture_output=True, text=True)
+    return set(proc.stdout.split()) if proc.returncode == 0 else set()
+
+
 def rate(row):
     if row["seconds"] <= 0:
         return None
@@ -73,6 +128,15 @@ def main():
                         help="single put/remove on LMDB (fsync per commit) measured on this many keys")
     parser.add_argument("--encoded-only", action="store_true",
                         help="C++ stores through the encoded API only (for 10x sizes: typed values need GBs)")
+    parser.add_argument("--server-put-limit", type=int, default=200_000,
+                        help="Redis/PostgreSQL rows load at most this many pairs (LlamaIndex's PostgresKVStore "
+                             "writes ~10k rows/s)")
+    parser.add_argument("--server-sample", type=int, default=10_000,
+                        help="Redis/PostgreSQL per-key gets on this many random keys (LlamaIndex's "
+                             "PostgresKVStore gets ~1k keys/s)")
+    parser.add_argument("--server-delete-sample", type=int, default=1_000,
+                        help="Redis/PostgreSQL per-key deletes on this many keys (PostgreSQL commits each)")
+    parser.add_argument("--no-servers", action="store_true", help="skip the Redis and PostgreSQL rows")
     args = parser.parse_args()
 
     out_dir = pathlib.Path(args.out)
@@ -81,8 +145,33 @@ def main():
     bench = args.bench_bin
     python = sys.executable
     rows = []
+    started = set()
     try:
         files = {"A": generate(out_dir, "A", args.nodes), "B": generate(out_dir, "B", args.small)}
+        # Which Redis/PostgreSQL rows can run: servers up, kvdex_bench built with their
+        # client libraries, LlamaIndex's integrations installed.
+        raw_servers, llamaindex_servers = set(), set()
+        if not args.no_servers:
+            servers, started = start_servers()
+            modes = bench_modes(bench)
+            for mode, server, package in (("raw-redis", "redis", "libhiredis-dev"),
+                                          ("raw-postgres", "postgres", "libpq-dev")):
+                if server not in servers:
+                    continue
+                if mode in modes:
+                    raw_servers.add(server)
+                else:
+                    not_measured(mode, server, ["A", "B"],
+                                 f"kvdex_bench was built without {mode} ({package} missing at configure time)")
+            for server in servers if not args.only_native else ():
+                module = f"llama_index.storage.kvstore.{server}"
+                if importlib.util.find_spec(module) is not None:
+                    llamaindex_servers.add(server)
+                else:
+                    not_measured("llamaindex", server, ["A", "B"],
+                                 f"{module} not installed (scripts/python-env.sh installs bench/requirements.txt)")
+        server_flags = ["--put-limit", args.server_put_limit, "--sample", args.server_sample,
+                        "--delete-sample", args.server_delete_sample]
         for workload, file in files.items():
             print(f"== workload {workload}: {file.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
             common = ["--workload-file", file, "--workload", workload]
@@ -104,6 +193,16 @@ def main():
             rows += run_rows([bench, "raw-lmdb", "--dir", work / f"raw-lmdb-{workload}", *common])
             if workload == "A":
                 rows += run_rows([bench, "raw-write", "--dir", work, "--bytes", file.stat().st_size])
+            # Redis and PostgreSQL: raw engines and LlamaIndex's stores on the same servers,
+            # pairs and sample sizes (the anchors kvdex's RedisKVStore / PostgresKVStore
+            # rows will be measured against).
+            if "redis" in raw_servers:
+                rows += run_rows([bench, "raw-redis", "--redis-port", REDIS_PORT, *server_flags, *common])
+            if "postgres" in raw_servers:
+                rows += run_rows([bench, "raw-postgres", "--pg-conninfo", PG_CONNINFO, *server_flags, *common])
+            for server in sorted(llamaindex_servers):
+                rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "llamaindex",
+                                  "--mode", server, *server_flags, *common])
             if args.only_native:
                 continue
             # Python: LlamaIndex's own store and kvdex's, same data, same process shape.
@@ -117,13 +216,18 @@ def main():
                         rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", impl,
                                           "--mode", mode, "--docstore-file", docstore_file, *common])
     finally:
+        stop_servers(started)
         shutil.rmtree(work, ignore_errors=True)
 
     with open(out_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["impl", "store", "workload", "op", "n", "seconds", "bytes", "rss_mb", "rate"])
+        writer = csv.DictWriter(f, fieldnames=["impl", "store", "workload", "op", "n", "seconds", "bytes", "rss_mb",
+                                               "rate", "note"])
         writer.writeheader()
         for row in rows:
-            writer.writerow({**{k: row.get(k) for k in writer.fieldnames}, "rate": rate(row)})
+            writer.writerow({**{k: row.get(k) for k in writer.fieldnames}, "rate": rate(row), "note": note(row)})
+        for m in MISSING:
+            writer.writerow({"impl": m["impl"], "store": m["store"], "workload": m["workload"], "op": "not measured",
+                             "note": m["reason"]})
 
     md = render(rows, args)
     (out_dir / "results.md").write_text(md)
@@ -149,8 +253,23 @@ def render(rows, args) -> str:
             lines.append(f"| {row['impl']} | {row['store']} | {row['op']} | {row['n']} | {row['seconds']:.3f} | "
                          f"{'' if r is None else f'{r:,.0f}'} | {row['rss_mb']:.0f} |")
         lines.append("")
+        for row in rows:
+            if row["workload"] == workload and note(row):
+                lines.append(f"- {row['impl']} {row['store']} {row['op']}: {note(row)}")
+        for m in MISSING:
+            if m["workload"] == workload:
+                lines.append(f"- not measured: {m['impl']} ({m['store']}): {m['reason']}")
+        if lines[-1] != "":
+            lines.append("")
     lines += ratios(rows)
     return "\n".join(lines)
+
+
+def note(row) -> str:
+    if "connections_opened" in row:
+        return (f"{row['connections_opened']:,} connection(s) opened to Redis (INFO total_connections_received), "
+                f"{row['connected_clients_after']:,} client(s) connected after the gather")
+    return ""
 
 
 def find(rows, impl, store, workload, op):
@@ -162,7 +281,7 @@ def find(rows, impl, store, workload, op):
 
 def ratios(rows):
     """The ratios the issue's targets are stated in (higher is better for kvdex)."""
-    out = ["### Ratios", "", "| what | kvdex | reference | ratio |", "|---|---:|---:|---:|"]
+    out = ["### Ratios", "", "| what | measured | reference | ratio |", "|---|---:|---:|---:|"]
 
     def add(label, mine, ref, inverse_time=True, unit="s"):
         if not mine or not ref:
@@ -215,7 +334,52 @@ def ratios(rows):
     if mine and ref and mine["rss_mb"] > 0:
         out.append(f"| A: docstore resident memory, LlamaIndex / kvdex (want >= 1.5) | {mine['rss_mb']:.0f} MB | "
                    f"{ref['rss_mb']:.0f} MB | {ref['rss_mb'] / mine['rss_mb']:.2f}x |")
+    out += server_anchors(rows)
     out.append("")
+    return out
+
+
+def server_anchors(rows):
+    """Redis and PostgreSQL: the raw engines against LlamaIndex's stores, by rate (the
+    rows' n are the same sample sizes). kvdex's RedisKVStore / PostgresKVStore rows and
+    their targets (issue #5, in each label) join these lines when those backends exist."""
+    out = []
+
+    def add(label, mine, ref):
+        a, b = (rate(mine) if mine else None), (rate(ref) if ref else None)
+        if a and b:
+            out.append(f"| {label} | {a:,.0f}/s | {b:,.0f}/s | {a / b:.2f}x |")
+
+    for w in ("A", "B"):
+        def r(impl, store, op):
+            return find(rows, impl, store, w, op)
+        add(f"{w}: Redis anchor, put_all(1000): raw pipelined HSET in MULTI/EXEC vs LlamaIndex RedisKVStore "
+            f"(kvdex wants >= 0.7x raw, >= 3x LlamaIndex)",
+            r("raw-redis", "redis", "put_all(1000)"), r("llamaindex", "redis", "put_all(1000)"))
+        add(f"{w}: Redis anchor, get: raw HGET, one round trip each, vs LlamaIndex",
+            r("raw-redis", "redis", "get"), r("llamaindex", "redis", "get"))
+        add(f"{w}: Redis anchor, get: raw HGET pipelined 1,000 deep vs LlamaIndex",
+            r("raw-redis", "redis", "get(pipelined 1000)"), r("llamaindex", "redis", "get"))
+        add(f"{w}: Redis anchor, get_all: raw HSCAN COUNT 1000 vs LlamaIndex (kvdex wants >= 5x LlamaIndex on A)",
+            r("raw-redis", "redis", "get_all(HSCAN 1000)"), r("llamaindex", "redis", "get_all"))
+        add(f"{w}: Redis anchor, get_all: raw HGETALL vs LlamaIndex",
+            r("raw-redis", "redis", "get_all(HGETALL)"), r("llamaindex", "redis", "get_all"))
+        add(f"{w}: Redis anchor, raw pipelined HGET vs LlamaIndex aget x gather (kvdex's aget x gather wants "
+            f">= 10x LlamaIndex's)",
+            r("raw-redis", "redis", "get(pipelined 1000)"), r("llamaindex", "redis", "aget x gather"))
+        add(f"{w}: Redis anchor, delete: raw HDEL vs LlamaIndex",
+            r("raw-redis", "redis", "remove"), r("llamaindex", "redis", "remove"))
+        add(f"{w}: PostgreSQL anchor, put_all(1000): raw libpq multi-row upsert vs LlamaIndex PostgresKVStore "
+            f"(kvdex wants >= 3x LlamaIndex)",
+            r("raw-postgres", "postgres", "put_all(1000)"), r("llamaindex", "postgres", "put_all(1000)"))
+        add(f"{w}: PostgreSQL anchor, get: raw prepared SELECT vs LlamaIndex (kvdex wants >= 4x LlamaIndex)",
+            r("raw-postgres", "postgres", "get"), r("llamaindex", "postgres", "get"))
+        add(f"{w}: PostgreSQL anchor, get: raw pipelined SELECT vs LlamaIndex",
+            r("raw-postgres", "postgres", "get(pipelined 1000)"), r("llamaindex", "postgres", "get"))
+        add(f"{w}: PostgreSQL anchor, get_all: raw vs LlamaIndex (kvdex wants >= 5x LlamaIndex)",
+            r("raw-postgres", "postgres", "get_all"), r("llamaindex", "postgres", "get_all"))
+        add(f"{w}: PostgreSQL anchor, delete (a commit each): raw vs LlamaIndex",
+            r("raw-postgres", "postgres", "remove"), r("llamaindex", "postgres", "remove"))
     return out
 
 

@@ -68,8 +68,9 @@ redis_start() {
   mkdir -p "$redis_dir"
   rm -f "$redis_pidfile"
   # A cache for benchmarks and tests: no RDB snapshots, no AOF, nothing left on disk.
-  # maxclients is raised because LlamaIndex's async RedisKVStore opens a connection
-  # per pending call and the benchmark gathers 10,000 of them.
+  # maxclients is raised so that a client opening a connection per pending call (as
+  # some redis-py versions' asyncio pools do) for the benchmark's 10,000 gathered gets
+  # is not refused.
   if ! redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
     --dir "$redis_dir" --daemonize yes --pidfile "$redis_pidfile" --logfile "$redis_log" \
     --maxclients 16000 >/dev/null; then
