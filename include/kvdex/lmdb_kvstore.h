@@ -7,12 +7,12 @@
 //
 // PATH is a directory holding LMDB's data.mdb and lock.mdb (created, with its parents,
 // when create_if_missing is set). Layout, in short (docs/lmdb.md has the details;
-// on-disk format 2):
-//   - two named LMDB databases per collection: "kvdex:c:<id>" maps each key to its
-//     record (the entry's 64-bit sequence number, then the value's EncodedValue
-//     text, byte for byte), "kvdex:o:<id>" maps sequence numbers to keys; a
-//     catalogue database maps collection names (any string, of any length) to ids
-//     and lists them in creation order;
+// on-disk format 3):
+//   - one named LMDB database per collection, "kvdex:c:<id>", maps each key to its
+//     record: the entry's 64-bit sequence number (its place in insertion order), then
+//     the value's EncodedValue text, byte for byte; a catalogue database maps
+//     collection names (any string, of any length) to ids, lists them in creation
+//     order and holds each collection's next sequence number;
 //   - keys of 1 to 480 bytes are LMDB keys as they are; longer keys (and the empty
 //     key) are stored under their first 480 bytes plus a 64-bit hash and a collision
 //     counter, with the full key inside the record. So there is no key length limit.
@@ -20,9 +20,11 @@
 // LlamaIndex's SimpleKVStore) does: a new key goes to the end, overwriting a key
 // keeps its place, removing and re-inserting a key moves it to the end. So a
 // LlamaIndex persist file copied into the store and back is byte-identical.
-// Costs: get is one B-tree lookup; a put of a new key one lookup plus an append to
-// the order database (an overwrite two lookups); remove deletes from both; scan
-// walks the order database and looks each key up (O(n log n)); count is O(1).
+// Costs: get is one B-tree lookup; a put of a new key one insert, as raw LMDB (an
+// overwrite two lookups); remove one delete; each write transaction also rewrites the
+// catalogue's sequence record. scan/get_all walk the collection in key order and put
+// the entries in sequence order in memory (linear when the numbers are dense, else a
+// sort): O(n) extra memory of about 40 bytes per entry, no value copied; count is O(1).
 //
 // Transactions: write(batch) is one LMDB write transaction, so put_all commits each
 // batch of batch_size pairs atomically; readers, other processes and a crash see a
@@ -58,12 +60,12 @@
 // create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
 // a directory, when a process uses more than max_collections collections, or when a
 // batch is too large for one LMDB transaction; kNotSupported for writes to a read-only
-// store, for a store in another format (the message names it: stores of format 1,
-// which kept no insertion order, are refused and must be copied again from their
-// source), or a directory holding a non-kvdex LMDB environment; kCorruption for
-// malformed stored data (including a key and order database that disagree); kUnavailable when every
-// LMDB reader slot is taken; kIOError for failing I/O. Messages name the path and, where one is
-// involved, the collection.
+// store, for a store in another format (the message names it: stores of formats 1
+// and 2 are refused and must be copied again from their source), or a directory
+// holding a non-kvdex LMDB environment; kCorruption for malformed stored data
+// (including two records with one sequence number, met by get_all/scan); kUnavailable
+// when every LMDB reader slot is taken; kIOError for failing I/O. Messages name the
+// path and, where one is involved, the collection.
 #ifndef KVDEX_LMDB_KVSTORE_H_
 #define KVDEX_LMDB_KVSTORE_H_
 
@@ -149,8 +151,9 @@ class LmdbKVStore final : public BaseKVStore {
   std::vector<EncodedKeyValue> get_all_encoded(
       std::string_view collection = kDefaultCollection) override;
   // Streams the collection in insertion order from one read transaction (a
-  // consistent snapshot): a cursor over the order database and one lookup per
-  // entry; the views point into the memory map and die with the call.
+  // consistent snapshot): a cursor walk of the collection, then its entries put in
+  // sequence order in memory (about 40 bytes each; values are not copied); the views
+  // point into the memory map and die with the call.
   void scan(std::string_view collection, const ScanVisitor& visit) override;
   bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override;
   // O(1): LMDB keeps each database's entry count.
@@ -169,8 +172,8 @@ class LmdbKVStore final : public BaseKVStore {
   // Checks the whole store in one snapshot: the catalogue agrees with the named
   // databases, every record decodes (long-key records carry the key their LMDB key
   // was derived from), every value is canonical JSON object text, and each
-  // collection's order database holds exactly one entry per record, under the
-  // record's sequence number and pointing back at it. Reads everything:
+  // collection's sequence numbers are distinct and below its next one (the
+  // catalogue's record). Reads everything:
   // O(size log size). Throws Error(kCorruption) naming the collection and key.
   void verify();
 

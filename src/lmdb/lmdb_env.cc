@@ -95,7 +95,7 @@ std::string collection_db_name(std::uint64_t id) {
   return std::string(kCollectionDbPrefix) + hex_id(id);
 }
 
-std::string order_db_name(std::uint64_t id) { return std::string(kOrderDbPrefix) + hex_id(id); }
+std::string seq_record_key(std::uint64_t id) { return std::string(kSeqTag) + encode_u64(id); }
 
 std::string encode_u64(std::uint64_t v) {
   std::string out(8, '\0');
@@ -194,6 +194,15 @@ std::optional<CollectionDbs> WriteTxn::collection(std::string_view name, bool cr
   return dbs;
 }
 
+MDB_dbi WriteTxn::catalogue() const {
+  std::shared_lock lock(env_.cache_mu_);
+  if (!env_.catalogue_dbi_) {
+    throw Error(ErrorCode::kInternal,
+                lmdb_error_subject(env_.context()) + ": catalogue is not open");
+  }
+  return *env_.catalogue_dbi_;
+}
+
 // ---- LmdbEnv: opening and closing -------------------------------------------------
 
 std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOptions& options) {
@@ -282,8 +291,8 @@ LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
   int rc = mdb_env_create(&env_);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context());
   try {
-    // Two databases per collection, plus the catalogue.
-    rc = mdb_env_set_maxdbs(env_, 2 * max_collections_ + 1);
+    // One database per collection, plus the catalogue.
+    rc = mdb_env_set_maxdbs(env_, max_collections_ + 1);
     if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env_, max_readers_);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "configure environment", context());
     // A new store starts at the requested size (LMDB's own default is 1 MiB); an
@@ -582,17 +591,16 @@ std::optional<CollectionDbs> LmdbEnv::cached(std::string_view name) {
 CollectionDbs LmdbEnv::open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
                                            const LmdbErrorContext& context) {
   CollectionDbs dbs;
-  for (auto [name, dbi] :
-       {std::pair{collection_db_name(id), &dbs.keys}, std::pair{order_db_name(id), &dbs.order}}) {
-    const int rc = mdb_dbi_open(txn, name.c_str(), flags, dbi);
-    if (rc == MDB_NOTFOUND) {
-      throw_lmdb_corruption(
-          "the catalogue lists the collection but its database " + name + " is missing", context);
-    }
-    if (rc != MDB_SUCCESS) {
-      throw_lmdb_error(rc, (flags & MDB_CREATE) != 0 ? "create collection" : "open collection",
-                       context);
-    }
+  dbs.id = id;
+  const std::string name = collection_db_name(id);
+  const int rc = mdb_dbi_open(txn, name.c_str(), flags, &dbs.keys);
+  if (rc == MDB_NOTFOUND) {
+    throw_lmdb_corruption(
+        "the catalogue lists the collection but its database " + name + " is missing", context);
+  }
+  if (rc != MDB_SUCCESS) {
+    throw_lmdb_error(rc, (flags & MDB_CREATE) != 0 ? "create collection" : "open collection",
+                     context);
   }
   return dbs;
 }

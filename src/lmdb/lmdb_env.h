@@ -16,15 +16,16 @@
 // Lock order: writer_mu_ -> dbi_open_mu_ -> gate -> cache_mu_ / pool_mu_.
 //
 // Catalogue (named database "kvdex:catalogue"), keyed by a one-byte tag:
-//   "mformat"   -> "2"                      format of this store
+//   "mformat"   -> "3"                      format of this store
 //   "mnext_id"  -> u64 big-endian           the id the next collection gets
 //   "o" + u64 big-endian id -> name         creation order
 //   "n" + name (KeyCodec, tag "n") -> u64 big-endian id
-// A collection has two databases, named with the id in lower-case hex:
-//   "kvdex:c:<id>" (keys)  KeyCodec records whose payload is the entry's sequence
-//                          number (u64 big-endian) followed by the value text;
-//   "kvdex:o:<id>" (order) u64 big-endian sequence number -> the LMDB key of the
-//                          record in the keys database. Cursor order = insertion order.
+//   "s" + u64 big-endian id -> u64 big-endian   the collection's next sequence number
+//                                           (absent: 0, nothing was ever inserted)
+// A collection has one database, named with the id in lower-case hex:
+//   "kvdex:c:<id>"  KeyCodec records whose payload is the entry's sequence number
+//                   (u64 big-endian) followed by the value text. Insertion order is
+//                   the order of sequence numbers (docs/lmdb.md: why no index on them).
 #ifndef KVDEX_SRC_LMDB_LMDB_ENV_H_
 #define KVDEX_SRC_LMDB_LMDB_ENV_H_
 
@@ -54,17 +55,18 @@ namespace kvdex::detail {
 
 inline constexpr std::string_view kCatalogueName = "kvdex:catalogue";
 inline constexpr std::string_view kCollectionDbPrefix = "kvdex:c:";
-inline constexpr std::string_view kOrderDbPrefix = "kvdex:o:";
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kNextIdKey = "mnext_id";
-inline constexpr std::string_view kFormatVersion = "2";
+inline constexpr std::string_view kFormatVersion = "3";
 inline constexpr std::string_view kOrderTag = "o";
 inline constexpr std::string_view kNameTag = "n";
+inline constexpr std::string_view kSeqTag = "s";
 // Bytes of the sequence number at the head of every collection record's payload.
 inline constexpr std::size_t kSeqBytes = 8;
 
 std::string collection_db_name(std::uint64_t id);
-std::string order_db_name(std::uint64_t id);
+// The catalogue key of collection `id`'s next sequence number.
+std::string seq_record_key(std::uint64_t id);
 std::string encode_u64(std::uint64_t v);
 std::optional<std::uint64_t> decode_u64(std::string_view bytes) noexcept;
 
@@ -80,10 +82,10 @@ inline std::uint64_t load_u64(const char* in) noexcept {
   return v;
 }
 
-// The two databases of a collection.
+// A collection's database and catalogue id.
 struct CollectionDbs {
-  MDB_dbi keys = 0;   // KeyCodec records: sequence number + value text
-  MDB_dbi order = 0;  // sequence number -> LMDB key of the record
+  MDB_dbi keys = 0;      // KeyCodec records: sequence number + value text
+  std::uint64_t id = 0;  // names its database and its catalogue records
 };
 
 // Heterogeneous lookup, so finding a handle by string_view allocates nothing.
@@ -136,6 +138,8 @@ class WriteTxn {
   // The collection's database handles; creates the collection (catalogue entries and
   // databases) when `create` is set and it does not exist. nullopt if absent.
   std::optional<CollectionDbs> collection(std::string_view name, bool create);
+  // The catalogue's handle (the catalogue exists whenever a write transaction runs).
+  MDB_dbi catalogue() const;
 
  private:
   friend class LmdbEnv;
@@ -205,7 +209,7 @@ class LmdbEnv {
   void check_usable() const;
   void maybe_check_readers();
   std::optional<CollectionDbs> cached(std::string_view name);
-  // Opens both databases of collection `id` in `txn` (kCorruption if one is missing).
+  // Opens the database of collection `id` in `txn` (kCorruption if it is missing).
   CollectionDbs open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
                                     const LmdbErrorContext& context);
 

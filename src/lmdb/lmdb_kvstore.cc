@@ -1,9 +1,11 @@
 #include "kvdex/lmdb_kvstore.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "kvdex/error.h"
 #include "kvdex/open.h"
@@ -53,120 +55,138 @@ std::optional<Payload> split_payload(std::string_view payload) noexcept {
   return Payload{detail::load_u64(payload.data()), payload.substr(detail::kSeqBytes)};
 }
 
-// Calls fn(key, value_text) for every entry of `dbs`, in insertion order: a walk of
-// the order database, with one lookup in the keys database per entry.
+// The collection's next sequence number, from its catalogue record (0 if absent).
+std::uint64_t read_next_seq(MDB_txn* txn, MDB_dbi catalogue, std::uint64_t id,
+                            const LmdbErrorContext& context) {
+  const std::string record_key = detail::seq_record_key(id);
+  MDB_val k = as_val(record_key);
+  MDB_val d;
+  const int rc = mdb_get(txn, catalogue, &k, &d);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read catalogue", context);
+  const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
+  if (!next) throw_lmdb_corruption("malformed sequence record in the catalogue", context);
+  return *next;
+}
+
+// One entry of a collection during a read: views into the map, valid in the txn.
+struct OrderedEntry {
+  std::uint64_t seq;
+  std::string_view key;
+  std::string_view text;
+};
+
+// Puts `entries` (read in key order) into insertion order, i.e. by sequence number.
+// Keys often arrive in insertion order already (counters, timestamps, sequential ids):
+// then nothing moves. Otherwise sequence numbers are dense (they only grow, and most
+// entries are never removed), so a placement by number is linear; sparse numbers fall
+// back to a sort. Two entries with one number are corruption.
+void into_insertion_order(std::vector<OrderedEntry>& entries, const LmdbErrorContext& context) {
+  auto duplicate = [&](std::uint64_t seq) {
+    throw_lmdb_corruption("two records share sequence number " + std::to_string(seq), context);
+  };
+  bool ascending = true;
+  std::uint64_t max_seq = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0 && entries[i].seq <= entries[i - 1].seq) ascending = false;
+    max_seq = std::max(max_seq, entries[i].seq);
+  }
+  if (ascending) return;
+  if (max_seq / 4 < entries.size() + 1024) {
+    constexpr std::uint32_t kEmpty = UINT32_MAX;
+    std::vector<std::uint32_t> slot_of_seq(max_seq + 1, kEmpty);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      std::uint32_t& slot = slot_of_seq[entries[i].seq];
+      if (slot != kEmpty) duplicate(entries[i].seq);
+      slot = static_cast<std::uint32_t>(i);
+    }
+    std::vector<OrderedEntry> ordered;
+    ordered.reserve(entries.size());
+    for (const std::uint32_t slot : slot_of_seq) {
+      if (slot != kEmpty) ordered.push_back(entries[slot]);
+    }
+    entries.swap(ordered);
+    return;
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const OrderedEntry& a, const OrderedEntry& b) { return a.seq < b.seq; });
+  for (std::size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].seq == entries[i - 1].seq) duplicate(entries[i].seq);
+  }
+}
+
+// Calls fn(key, value_text) for every entry of `dbs`, in insertion order: one cursor
+// walk of the keys database, then the entries put in sequence-number order.
 template <class Fn>
 void walk(MDB_txn* txn, const detail::CollectionDbs& dbs, const LmdbErrorContext& context,
           Fn&& fn) {
   const KeyCodec codec;
-  LmdbCursor cursor(txn, dbs.order, context);
-  MDB_val seq_key;
-  MDB_val lmdb_key;
-  int rc = mdb_cursor_get(cursor.get(), &seq_key, &lmdb_key, MDB_FIRST);
-  while (rc == MDB_SUCCESS) {
-    MDB_val k = lmdb_key;
-    MDB_val d;
-    const int found = mdb_get(txn, dbs.keys, &k, &d);
-    if (found == MDB_NOTFOUND) {
-      throw_lmdb_corruption("an order entry points at a missing record", context);
-    }
-    if (found != MDB_SUCCESS) throw_lmdb_error(found, "read", context);
+  std::vector<OrderedEntry> entries;
+  MDB_stat stat{};
+  if (mdb_stat(txn, dbs.keys, &stat) == MDB_SUCCESS) entries.reserve(stat.ms_entries);
+  if (entries.capacity() >= UINT32_MAX) {
+    throw Error(ErrorCode::kNotSupported,
+                detail::lmdb_error_subject(context) + ": over 4 billion entries in a collection");
+  }
+  LmdbCursor cursor(txn, dbs.keys, context);
+  MDB_val k;
+  MDB_val d;
+  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
     const std::optional<Payload> payload = entry ? split_payload(entry->payload) : std::nullopt;
-    if (!payload || seq_key.mv_size != detail::kSeqBytes ||
-        payload->seq != detail::load_u64(static_cast<const char*>(seq_key.mv_data))) {
-      throw_lmdb_corruption("malformed record or order entry", context);
-    }
-    fn(entry->key, checked_value(payload->text, entry->key, context));
-    rc = mdb_cursor_get(cursor.get(), &seq_key, &lmdb_key, MDB_NEXT);
+    if (!payload) throw_lmdb_corruption("malformed record", context);
+    entries.push_back({payload->seq, entry->key, payload->text});
   }
   if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
+  into_insertion_order(entries, context);
+  for (const OrderedEntry& e : entries) fn(e.key, checked_value(e.text, e.key, context));
 }
 
-struct CursorCloser {
-  void operator()(MDB_cursor* cursor) const noexcept { mdb_cursor_close(cursor); }
-};
-
-// Per collection of a write batch: its handles, the next sequence number and a
-// cursor parked at the end of the order database. LMDB's MDB_APPEND through a cursor
-// that sits on the last leaf skips the descent (as mdb_load does), so a run of
-// inserts appends to the order database for almost nothing. The cursor is dropped
-// when the collection's order database is changed by other means (a remove), so an
-// append never trusts a stale position.
+// Per collection of a write transaction: its handles and its next sequence number,
+// read from the catalogue at the first insert and written back once, at the end.
+// A new key is then one insert into the keys database, as in raw LMDB (format 2 kept
+// a second B-tree of sequence numbers and wrote twice the pages per commit).
 struct CollectionWriter {
   std::optional<detail::CollectionDbs> dbs;
   bool looked_up = false;
   std::optional<std::uint64_t> next_seq;  // read once per transaction, then counted
-  std::unique_ptr<MDB_cursor, CursorCloser> order_cursor;  // closed before the commit
+  bool seq_taken = false;
 
-  MDB_cursor* cursor(MDB_txn* txn, const LmdbErrorContext& context) {
-    if (!order_cursor) {
-      MDB_cursor* c = nullptr;
-      const int rc = mdb_cursor_open(txn, dbs->order, &c);
-      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open cursor", context);
-      order_cursor.reset(c);
-    }
-    return order_cursor.get();
-  }
-
-  // One more than the last order entry (0 for an empty collection). Sequence numbers
-  // of entries removed from the end are reused, which keeps the order: nothing
-  // refers to them any more.
-  std::uint64_t take_seq(MDB_txn* txn, const LmdbErrorContext& context) {
-    if (!next_seq) {
-      MDB_val k;
-      MDB_val d;
-      const int rc = mdb_cursor_get(cursor(txn, context), &k, &d, MDB_LAST);
-      if (rc == MDB_NOTFOUND) {
-        next_seq = 0;
-      } else if (rc != MDB_SUCCESS) {
-        throw_lmdb_error(rc, "read order", context);
-      } else if (k.mv_size != detail::kSeqBytes) {
-        throw_lmdb_corruption("malformed order entry", context);
-      } else {
-        const std::uint64_t last = detail::load_u64(static_cast<const char*>(k.mv_data));
-        if (last == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
-        next_seq = last + 1;
-      }
-    }
+  std::uint64_t take_seq(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) {
+    if (!next_seq) next_seq = read_next_seq(txn, catalogue, dbs->id, context);
+    if (*next_seq == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
+    seq_taken = true;
     return (*next_seq)++;
   }
 
-  void put(MDB_txn* txn, std::string_view key, std::string_view text, std::string& lmdb_key,
+  void put(MDB_txn* txn, MDB_dbi catalogue, std::string_view key, std::string_view text,
            const LmdbErrorContext& context) {
     char old_seq[detail::kSeqBytes];
     const KeyCodec::Reserved r = KeyCodec().reserve(
-        txn, dbs->keys, key, detail::kSeqBytes + text.size(), old_seq, &lmdb_key, context);
+        txn, dbs->keys, key, detail::kSeqBytes + text.size(), old_seq, nullptr, context);
     if (r.existed) {  // an overwrite keeps its place: same sequence number
       std::memcpy(r.payload, old_seq, detail::kSeqBytes);
-      std::memcpy(r.payload + detail::kSeqBytes, text.data(), text.size());
-      return;
+    } else {
+      detail::store_u64(r.payload, take_seq(txn, catalogue, context));
     }
-    const std::uint64_t seq = take_seq(txn, context);
-    detail::store_u64(r.payload, seq);
     std::memcpy(r.payload + detail::kSeqBytes, text.data(), text.size());
-    char seq_bytes[detail::kSeqBytes];
-    detail::store_u64(seq_bytes, seq);
-    MDB_val k{detail::kSeqBytes, seq_bytes};
-    MDB_val d = as_val(lmdb_key);
-    const int rc = mdb_cursor_put(cursor(txn, context), &k, &d, MDB_APPEND);
-    if (rc == MDB_KEYEXIST) throw_lmdb_corruption("order entries out of sequence", context);
-    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
   }
 
   bool remove(MDB_txn* txn, std::string_view key, const LmdbErrorContext& context) {
     char seq_bytes[detail::kSeqBytes];
-    if (!KeyCodec().remove(txn, dbs->keys, key, seq_bytes, context)) return false;
-    order_cursor.reset();  // its position may not survive the delete
-    MDB_val k{detail::kSeqBytes, seq_bytes};
-    const int rc = mdb_del(txn, dbs->order, &k, nullptr);
-    if (rc == MDB_NOTFOUND) {
-      throw_lmdb_corruption(
-          "the record of key '" + std::string(key.substr(0, 120)) + "' has no order entry",
-          context);
-    }
-    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "delete", context);
-    return true;
+    return KeyCodec().remove(txn, dbs->keys, key, seq_bytes, context);
+  }
+
+  // Writes the next sequence number back to the catalogue, before the commit.
+  void finish(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) const {
+    if (!seq_taken) return;
+    const std::string record_key = detail::seq_record_key(dbs->id);
+    const std::string value = detail::encode_u64(*next_seq);
+    MDB_val k = as_val(record_key);
+    MDB_val d = as_val(value);
+    const int rc = mdb_put(txn, catalogue, &k, &d, 0);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "put", context);
   }
 };
 
@@ -192,19 +212,22 @@ void LmdbKVStore::write(const WriteBatch& batch) {
   const std::span<const std::string> names = batch.collections();
   env_->write(names, size_hint, [&](detail::WriteTxn& txn) {
     std::vector<CollectionWriter> writers(names.size());  // fresh for every attempt
-    std::string lmdb_key;
+    const MDB_dbi catalogue = txn.catalogue();
     for (const WriteBatch::Op& op : batch.ops()) {
       const std::string& name = names[op.collection];
       CollectionWriter& w = writers[op.collection];
       const LmdbErrorContext context = env_->context().with_collection(name);
       if (op.value) {
         if (!w.dbs) w.dbs = txn.collection(name, /*create=*/true);
-        w.put(txn.get(), op.key, op.value->text(), lmdb_key, context);
+        w.put(txn.get(), catalogue, op.key, op.value->text(), context);
       } else {
         if (!w.dbs && !w.looked_up) w.dbs = txn.collection(name, /*create=*/false);
         w.looked_up = true;
         if (w.dbs) w.remove(txn.get(), op.key, context);
       }
+    }
+    for (std::size_t i = 0; i < writers.size(); ++i) {
+      writers[i].finish(txn.get(), catalogue, env_->context().with_collection(names[i]));
     }
   });
 }
@@ -316,6 +339,7 @@ void LmdbKVStore::verify() {
     std::map<std::string, std::uint64_t> by_name;
     std::optional<std::string> format;
     std::optional<std::uint64_t> next_id;
+    std::map<std::uint64_t, std::uint64_t> next_seq_of;  // collection id -> next sequence
     {
       const KeyCodec names_codec(detail::kNameTag);
       LmdbCursor cursor(txn.get(), *catalogue, context);
@@ -333,6 +357,13 @@ void LmdbKVStore::verify() {
           const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
           if (!id) throw_lmdb_corruption("malformed order record in the catalogue", context);
           order.emplace(*id, std::string(as_view(d)));
+        } else if (key.starts_with(detail::kSeqTag)) {
+          const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
+          const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
+          if (!id || !next) {
+            throw_lmdb_corruption("malformed sequence record in the catalogue", context);
+          }
+          next_seq_of.emplace(*id, *next);
         } else if (names_codec.owns(k)) {
           const std::optional<KeyCodec::Entry> entry = names_codec.decode(k, d);
           const std::optional<std::uint64_t> id =
@@ -369,14 +400,20 @@ void LmdbKVStore::verify() {
       if (!handles.contains(name)) complete = false;
     }
     if (!complete) continue;  // a collection appeared after we opened handles
+    for (const auto& [id, next] : next_seq_of) {
+      if (!order.contains(id)) {
+        throw_lmdb_corruption("the catalogue has a sequence record for collection id " +
+                                  std::to_string(id) + ", which it does not list",
+                              context);
+      }
+    }
 
-    // Every named database is the catalogue or one of the two databases of a listed
-    // collection, and vice versa.
+    // Every named database is the catalogue or the database of a listed collection,
+    // and vice versa.
     {
       std::map<std::string, std::uint64_t> expected;
       for (const auto& entry : order) {
         expected.emplace(detail::collection_db_name(entry.first), entry.first);
-        expected.emplace(detail::order_db_name(entry.first), entry.first);
       }
       MDB_dbi main = 0;
       int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main);
@@ -403,18 +440,20 @@ void LmdbKVStore::verify() {
       }
     }
 
-    // Every record of every collection, and its order entry.
+    // Every record of every collection: placed under its key, canonical, and with a
+    // sequence number of its own below the collection's next one.
     const KeyCodec codec;
     for (const auto& [id, name] : order) {
       const LmdbErrorContext where = context.with_collection(name);
       const detail::CollectionDbs& dbs = handles.at(name);
+      const auto next_seq_it = next_seq_of.find(id);
+      const std::uint64_t next_seq = next_seq_it == next_seq_of.end() ? 0 : next_seq_it->second;
+      std::vector<std::uint64_t> seqs;  // to find duplicates
       LmdbCursor cursor(txn.get(), dbs.keys, where);
       MDB_val k;
       MDB_val d;
-      std::uint64_t records = 0;
       int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
       for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
-        ++records;
         const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
         if (!entry) throw_lmdb_corruption("malformed record", where);
         const std::string shown = std::string(entry->key.substr(0, 120));
@@ -424,17 +463,11 @@ void LmdbKVStore::verify() {
         const std::optional<Payload> payload = split_payload(entry->payload);
         if (!payload)
           throw_lmdb_corruption("the record of key '" + shown + "' is too short", where);
-        // The order entry of the record's sequence number points back at the record.
-        char seq_bytes[detail::kSeqBytes];
-        detail::store_u64(seq_bytes, payload->seq);
-        MDB_val seq_key{detail::kSeqBytes, seq_bytes};
-        MDB_val back;
-        const int found = mdb_get(txn.get(), dbs.order, &seq_key, &back);
-        if (found != MDB_SUCCESS && found != MDB_NOTFOUND) throw_lmdb_error(found, "read", where);
-        if (found == MDB_NOTFOUND || as_view(back) != as_view(k)) {
-          throw_lmdb_corruption("key '" + shown + "' has no order entry (sequence number " +
-                                    std::to_string(payload->seq) + ")",
-                                where);
+        if (payload->seq >= next_seq) {
+          throw_lmdb_corruption(
+              "key '" + shown + "' has sequence number " + std::to_string(payload->seq) +
+                  ", not below the collection's next (" + std::to_string(next_seq) + ")",
+              where);
         }
         try {
           if (EncodedValue::parse(payload->text).text() != payload->text) {
@@ -445,17 +478,15 @@ void LmdbKVStore::verify() {
           throw_lmdb_corruption(
               "the value of key '" + shown + "' is not a JSON object: " + e.what(), where);
         }
+        seqs.push_back(payload->seq);
       }
       if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
-      // Every record has its own order entry (they point back at distinct records),
-      // so equal counts mean the order database holds nothing else.
-      MDB_stat stat{};
-      rc = mdb_stat(txn.get(), dbs.order, &stat);
-      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read order", where);
-      if (stat.ms_entries != records) {
-        throw_lmdb_corruption("the order database has " + std::to_string(stat.ms_entries) +
-                                  " entries for " + std::to_string(records) + " records",
-                              where);
+      std::sort(seqs.begin(), seqs.end());
+      for (std::size_t i = 1; i < seqs.size(); ++i) {
+        if (seqs[i] == seqs[i - 1]) {
+          throw_lmdb_corruption("two records share sequence number " + std::to_string(seqs[i]),
+                                where);
+        }
       }
     }
     return;

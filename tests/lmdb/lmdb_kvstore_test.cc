@@ -417,8 +417,9 @@ TEST(LmdbKVStore, ForeignLmdbEnvironmentIsNotSupported) {
 }
 
 TEST(LmdbKVStore, OtherFormatsAreNotSupported) {
-  // "1" is the format before insertion order (no order databases); "99" a newer one.
-  for (const char* version : {"1", "99"}) {
+  // "1" is the format before insertion order, "2" the one with an order database per
+  // collection, "99" a newer one.
+  for (const char* version : {"1", "2", "99"}) {
     TempDir dir;
     { LmdbKVStore store(dir.path()); }
     {
@@ -434,7 +435,7 @@ TEST(LmdbKVStore, OtherFormatsAreNotSupported) {
       EXPECT_NE(std::string(e.what()).find("format '" + std::string(version) + "'"),
                 std::string::npos)
           << e.what();
-      EXPECT_NE(std::string(e.what()).find("reads format 2"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("reads format 3"), std::string::npos) << e.what();
     }
   }
 }
@@ -477,22 +478,36 @@ TEST(LmdbKVStore, VerifyDetectsCatalogueDisagreement) {
   KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
 }
 
-// verify() checks that the keys and order databases of a collection agree; reads
-// that meet a dangling order entry report corruption.
-TEST(LmdbKVStore, VerifyDetectsOrderDatabaseDisagreement) {
-  const std::string seq1("\0\0\0\0\0\0\0\x01", 8);
-  const std::string seq9("\0\0\0\0\0\0\0\x09", 8);
+// Insertion order lives in the records' sequence numbers: verify() checks that they
+// are distinct and below the collection's next one (its catalogue record); reads that
+// meet two records with one number report corruption, since the order is then lost.
+TEST(LmdbKVStore, VerifyDetectsSequenceNumberDisagreement) {
+  auto seq = [](int n) { return std::string(7, '\0') + static_cast<char>(n); };
+  const std::string seq_record("s\0\0\0\0\0\0\0\x01", 9);  // collection id 1
   auto make = [](const std::string& path) {
     LmdbKVStore store(path);
     for (const char* key : {"k0", "k1", "k2"}) store.put(key, {{"v", key}}, "c");
     store.verify();
   };
-  {  // an order entry is missing: the record's key would vanish from get_all
+  {  // the catalogue records the next sequence number
+    TempDir dir;
+    make(dir.path());
+    RawEnv raw(dir.path());
+    bool found = false;
+    for (const auto& [k, v] : raw.dump("kvdex:catalogue")) {
+      if (k == seq_record) {
+        found = true;
+        EXPECT_EQ(v, seq(3));
+      }
+    }
+    EXPECT_TRUE(found) << "no sequence record for collection 1";
+  }
+  {  // two records share a number: their relative order is lost
     TempDir dir;
     make(dir.path());
     {
       RawEnv raw(dir.path());
-      raw.del("kvdex:o:1", seq1);
+      raw.put("kvdex:c:1", "k1", seq(0) + R"({"v": "k1"})");
       raw.commit();
     }
     LmdbKVStore store(dir.path());
@@ -501,49 +516,118 @@ TEST(LmdbKVStore, VerifyDetectsOrderDatabaseDisagreement) {
       ADD_FAILURE() << "expected an error";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kCorruption);
-      EXPECT_NE(std::string(e.what()).find("'k1' has no order entry"), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("two records share sequence number 0"),
+                std::string::npos)
+          << e.what();
+    }
+    KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kCorruption);
+    EXPECT_EQ(store.get("k1", "c"), (Value{{"v", "k1"}})) << "lookups do not need the order";
+  }
+  {  // a record numbered at or above the next number: a later insert would reuse it
+    TempDir dir;
+    make(dir.path());
+    {
+      RawEnv raw(dir.path());
+      raw.put("kvdex:catalogue", seq_record, seq(2));
+      raw.commit();
+    }
+    LmdbKVStore store(dir.path());
+    try {
+      store.verify();
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+      EXPECT_NE(std::string(e.what()).find("'k2' has sequence number 2"), std::string::npos)
           << e.what();
     }
   }
-  {  // an extra order entry pointing at a missing record
+  {  // a malformed sequence record is refused by writes and by verify()
     TempDir dir;
     make(dir.path());
     {
       RawEnv raw(dir.path());
-      raw.put("kvdex:o:1", seq9, "ghost");
+      raw.put("kvdex:catalogue", seq_record, "xyz");
       raw.commit();
     }
     LmdbKVStore store(dir.path());
     KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
-    KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kCorruption);
-    EXPECT_EQ(store.get("k1", "c"), (Value{{"v", "k1"}}));
+    KVDEX_EXPECT_ERROR(store.put("k3", {{"v", 3}}, "c"), ErrorCode::kCorruption);
+    store.put("k0", {{"v", 0}}, "c");  // an overwrite needs no new number
+    EXPECT_EQ(store.get("k0", "c"), (Value{{"v", 0}}));
   }
-  {  // an order entry pointing at another key's record
+  {  // a sequence record of a collection the catalogue does not list
     TempDir dir;
     make(dir.path());
     {
       RawEnv raw(dir.path());
-      raw.put("kvdex:o:1", seq1, "k2");
+      raw.put("kvdex:catalogue", std::string("s\0\0\0\0\0\0\0\x09", 9), seq(1));
       raw.commit();
     }
     LmdbKVStore store(dir.path());
     KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
-    KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kCorruption);
   }
-  {  // the order database is gone altogether
-    TempDir dir;
-    make(dir.path());
-    {
-      RawEnv raw(dir.path());
-      MDB_dbi dbi;
-      ASSERT_EQ(mdb_dbi_open(raw.txn(), "kvdex:o:1", 0, &dbi), 0);
-      ASSERT_EQ(mdb_drop(raw.txn(), dbi, 1), 0);
-      raw.commit();
+}
+
+// Insertion order survives every shape of key order: keys inserted in key order,
+// against it, and at random, with removals and overwrites in between (the read side
+// puts records in sequence-number order by placement, or by sorting when the numbers
+// are sparse after many removals).
+TEST(LmdbKVStore, GetAllReturnsInsertionOrderForAnyKeyOrder) {
+  TempDir dir;
+  LmdbKVStore store(dir.path());
+  std::vector<std::string> expected;
+  auto put = [&](const std::string& key, const std::string& collection) {
+    store.put(key, {{"k", key}}, collection);
+  };
+  auto keys_of = [&](const std::string& collection) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : store.get_all(collection)) {
+      EXPECT_EQ(v, (Value{{"k", k}}));
+      keys.push_back(k);
     }
-    LmdbKVStore store(dir.path());
-    KVDEX_EXPECT_ERROR(store.get("k1", "c"), ErrorCode::kCorruption);
-    KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kCorruption);
+    return keys;
+  };
+  {  // ascending keys: nothing moves
+    std::vector<std::string> keys;
+    for (int i = 0; i < 300; ++i) keys.push_back("a" + std::to_string(1000 + i));
+    for (const auto& k : keys) put(k, "ascending");
+    EXPECT_EQ(keys_of("ascending"), keys);
   }
+  {  // descending keys, some removed, some overwritten (keeping their place)
+    std::vector<std::string> keys;
+    for (int i = 300; i > 0; --i) keys.push_back("d" + std::to_string(1000 + i));
+    for (const auto& k : keys) put(k, "descending");
+    std::vector<std::string> kept;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (i % 3 == 0) {
+        EXPECT_TRUE(store.remove(keys[i], "descending"));
+      } else {
+        kept.push_back(keys[i]);
+      }
+    }
+    for (std::size_t i = 0; i < kept.size(); i += 7) put(kept[i], "descending");
+    EXPECT_EQ(keys_of("descending"), kept);
+  }
+  {  // random keys; then most removed, so the numbers become sparse (sort path)
+    std::mt19937_64 rng(7);
+    std::vector<std::string> keys;
+    for (int i = 0; i < 3000; ++i) keys.push_back(std::to_string(rng()));
+    for (const auto& k : keys) put(k, "random");
+    EXPECT_EQ(keys_of("random"), keys);
+    std::vector<std::string> kept;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (i % 40 == 0) {
+        kept.push_back(keys[i]);
+      } else {
+        store.remove(keys[i], "random");
+      }
+    }
+    EXPECT_EQ(keys_of("random"), kept);
+    put("late", "random");
+    kept.push_back("late");
+    EXPECT_EQ(keys_of("random"), kept);
+  }
+  store.verify();
 }
 
 TEST(LmdbKVStore, MapGrowsFromATinyInitialSize) {
@@ -700,9 +784,10 @@ TEST(LmdbKVStore, OneDirectoryOpenedTwiceSharesOneEnvironment) {
   EXPECT_EQ(a.get("k2", "shared"), (Value{{"v", 2}}));
 }
 
-// The on-disk layout (format 2), read with raw LMDB: a record is the entry's
-// sequence number (u64 big-endian) followed by exactly its EncodedValue text; the
-// order database maps sequence numbers to LMDB keys. Sequences count per collection.
+// The on-disk layout (format 3), read with raw LMDB: a record is the entry's
+// sequence number (u64 big-endian) followed by exactly its EncodedValue text.
+// Sequences count per collection; the catalogue holds each collection's next one;
+// there is no other database.
 TEST(LmdbKVStore, ValuesAreStoredAsTheirCanonicalText) {
   TempDir dir;
   const std::string text =
@@ -720,17 +805,19 @@ TEST(LmdbKVStore, ValuesAreStoredAsTheirCanonicalText) {
   RawEnv raw(dir.path());
   const auto records = raw.dump("kvdex:c:1");
   ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].first.size(), detail::kHashedKeySuffix) << "the long key, hashed";
   EXPECT_EQ(records[1], (std::pair{std::string("first"), seq(0) + R"({"v": 0})"}));
   EXPECT_EQ(records[2], (std::pair{std::string("k"), seq(1) + text}));
-  const auto order = raw.dump("kvdex:o:1");
-  ASSERT_EQ(order.size(), 3u);
-  EXPECT_EQ(order[0], (std::pair{seq(0), std::string("first")}));
-  EXPECT_EQ(order[1], (std::pair{seq(1), std::string("k")}));
-  EXPECT_EQ(order[2].first, seq(2));
-  EXPECT_EQ(order[2].second, records[0].first) << "the hashed LMDB key of the long key";
-  EXPECT_EQ(order[2].second.size(), detail::kHashedKeySuffix);
-  EXPECT_EQ(raw.dump("kvdex:o:2"),
-            (std::vector<std::pair<std::string, std::string>>{{seq(0), "k"}}));
+  EXPECT_EQ(raw.dump("kvdex:c:2"),
+            (std::vector<std::pair<std::string, std::string>>{{"k", seq(0) + R"({"v": 1})"}}));
+  std::map<std::string, std::string> catalogue;
+  for (auto& [k, v] : raw.dump("kvdex:catalogue")) catalogue.emplace(k, v);
+  EXPECT_EQ(catalogue.at("mformat"), "3");
+  EXPECT_EQ(catalogue.at(std::string("s\0\0\0\0\0\0\0\x01", 9)), seq(3));
+  EXPECT_EQ(catalogue.at(std::string("s\0\0\0\0\0\0\0\x02", 9)), seq(1));
+  std::vector<std::string> databases;
+  for (auto& [k, v] : raw.dump(nullptr)) databases.push_back(k);
+  EXPECT_EQ(databases, (std::vector<std::string>{"kvdex:c:1", "kvdex:c:2", "kvdex:catalogue"}));
 }
 
 TEST(LmdbKVStore, ClearStaleReadersFindsNoneInAHealthyStore) {
