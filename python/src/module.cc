@@ -437,6 +437,17 @@ NB_MODULE(_native, m) {
         return decode_value(EncodedValue::parse(text).text());
       },
       "text"_a, "Parses JSON object text as a store reads it back (for tests).");
+  m.def(
+      "_decode_stored",
+      [](nb::bytes text, bool fast_only) -> nb::object {
+        const std::string_view view(text.c_str(), text.size());
+        if (!fast_only) return decode_value(view);
+        std::optional<nb::object> v = decode_value_fast_only(view);
+        return v ? *v : nb::none();
+      },
+      "text"_a, "fast_only"_a = false,
+      "Decodes bytes as if a store held them, unchecked (for tests). fast_only: None where "
+      "the fast decoder would hand over to the validating parser.");
 
   m.def(
       "_delayed",

@@ -3,10 +3,16 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/json_codec.h"
 #include "kvdex/error.h"
@@ -330,45 +336,557 @@ PyObject* new_str(std::string_view s) {
   return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass");
 }
 
-// Dict keys repeat from value to value ("__data__", "id_", "metadata", ...): keep
-// the str objects (with their hashes computed) for short ASCII keys.
-class KeyCache {
+PyObject* new_ascii_str(const char* s, std::size_t n) {
+  PyObject* str = PyUnicode_New(static_cast<Py_ssize_t>(n), 127);
+  if (str != nullptr) std::memcpy(PyUnicode_1BYTE_DATA(str), s, n);
+  return str;
+}
+
+// memcmp(a, b, n) == 0 for the short texts of StrCache, inline.
+inline bool same_text(const char* a, const char* b, std::size_t n) {
+  if (n >= 8) {
+    std::uint64_t x, y;
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      std::memcpy(&x, a + i, 8);
+      std::memcpy(&y, b + i, 8);
+      if (x != y) return false;
+    }
+    std::memcpy(&x, a + n - 8, 8);
+    std::memcpy(&y, b + n - 8, 8);
+    return x == y;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// Strings repeat from value to value: every node has the same keys ("__data__",
+// "id_", "metadata", ...) and many of the same short values ("TextNode", "1",
+// "text/plain", "\n"). A StrCache maps the raw text of a short string literal (its
+// bytes between the quotes, escapes undecoded) to the str it decodes to, so that a
+// repeat costs a lookup instead of an allocation and a decode. Sharing a str between
+// results is invisible: str is immutable (containers are never shared).
+//
+// Sets of 4 entries, each identified by a 32-bit tag of the text's hash and its
+// length (one 64-byte line per set with the str pointers), so a miss touches no str;
+// a tag match is confirmed by comparing the raw text. A new entry goes in front of
+// its set and the last one is dropped.
+class StrCache {
  public:
-  PyObject* get(std::string_view key) {
-    if (key.size() > kMaxLength) return new_str(key);
-    std::uint64_t h = 1469598103934665603ULL;
-    for (char c : key) {
-      h ^= static_cast<unsigned char>(c);
-      h *= 1099511628211ULL;
+  static constexpr std::size_t kMaxLength = 48;
+
+  // `intern`: intern the strs kept (for keys: code looking up a literal key,
+  // d["text"], then matches them by identity) and compute their hash (which every
+  // dict insert needs).
+  StrCache(std::size_t sets, bool intern)
+      : mask_(sets - 1),
+        intern_(intern),
+        sets_(new Set[sets]),
+        raw_(new char[sets * kWays * kMaxLength]) {}
+
+  // The cached str for the raw literal text [s, s + n) (n <= kMaxLength), borrowed,
+  // or nullptr.
+  PyObject* find(const char* s, std::size_t n, std::uint64_t hash) const {
+    const std::size_t index = hash & mask_;
+    const Set& set = sets_[index];
+    const std::uint64_t id = id_of(hash, n);
+    for (std::size_t w = 0; w < kWays; ++w) {
+      if (set.ids[w] == id && same_text(raw(index, w), s, n)) return set.strs[w];
     }
-    PyObject*& slot = slots_[h & (kSlots - 1)];
-    if (slot != nullptr && static_cast<std::size_t>(PyUnicode_GET_LENGTH(slot)) == key.size() &&
-        std::memcmp(PyUnicode_DATA(slot), key.data(), key.size()) == 0) {
-      Py_INCREF(slot);
-      return slot;
+    return nullptr;
+  }
+
+  // Keeps `str` (a new reference, what [s, s + n) decodes to) and returns it (a new
+  // reference), interned when this cache interns. nullptr with a Python error set
+  // if interning or hashing failed; `str` is consumed either way.
+  PyObject* keep(const char* s, std::size_t n, std::uint64_t hash, PyObject* str) {
+    if (intern_) {
+      PyUnicode_InternInPlace(&str);  // may swap in the interpreter's equal str
+      if (PyObject_Hash(str) == -1) {
+        Py_DECREF(str);
+        return nullptr;
+      }
     }
-    PyObject* str = new_str(key);
-    if (str == nullptr || !PyUnicode_IS_ASCII(str)) return str;
-    if (PyObject_Hash(str) == -1) {
-      Py_DECREF(str);
-      return nullptr;
+    const std::size_t index = hash & mask_;
+    Set& set = sets_[index];
+    PyObject* dropped = set.strs[kWays - 1];
+    for (std::size_t w = kWays - 1; w > 0; --w) {
+      set.ids[w] = set.ids[w - 1];
+      set.strs[w] = set.strs[w - 1];
+      std::memcpy(raw(index, w), raw(index, w - 1), kMaxLength);
     }
-    Py_XDECREF(slot);
+    set.ids[0] = id_of(hash, n);
     Py_INCREF(str);
-    slot = str;
+    set.strs[0] = str;
+    std::memcpy(raw(index, 0), s, n);
+    Py_XDECREF(dropped);  // last, with the set consistent
     return str;
   }
 
+  // The hash of a literal's raw text (n <= kMaxLength).
+  static std::uint64_t hash(const char* s, std::size_t n) {
+    std::uint64_t a = n, b = 0;
+    if (n >= 8) {
+      std::uint64_t w;
+      for (std::size_t i = 0; i + 8 < n; i += 8) {
+        std::memcpy(&w, s + i, 8);
+        a = (a ^ w) * 0x9E3779B97F4A7C15ULL;
+      }
+      std::memcpy(&b, s + n - 8, 8);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        b |= static_cast<std::uint64_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+      }
+    }
+    std::uint64_t h = a ^ (b * 0xC2B2AE3D27D4EB4FULL);
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 29;
+    return h;
+  }
+
  private:
-  static constexpr std::size_t kSlots = 1024;
-  static constexpr std::size_t kMaxLength = 48;
-  PyObject* slots_[kSlots] = {};
+  static constexpr std::size_t kWays = 4;
+  static constexpr std::uint64_t kNoId = ~std::uint64_t{0};  // no text has this length
+
+  struct Set {
+    std::uint64_t ids[kWays] = {kNoId, kNoId, kNoId, kNoId};  // tag << 32 | length
+    PyObject* strs[kWays] = {};                               // owned
+  };
+
+  static std::uint64_t id_of(std::uint64_t hash, std::size_t n) {
+    return (hash >> 32 << 32) | static_cast<std::uint32_t>(n);
+  }
+  char* raw(std::size_t index, std::size_t way) const {
+    return raw_.get() + (index * kWays + way) * kMaxLength;
+  }
+
+  std::size_t mask_;
+  bool intern_;
+  std::unique_ptr<Set[]> sets_;
+  std::unique_ptr<char[]> raw_;
 };
 
-KeyCache& key_cache() {
-  static KeyCache* cache = new KeyCache();  // used under the GIL only; never freed
+// Used under the GIL only; never freed (the strs they hold live as long as the
+// module).
+StrCache& key_cache() {
+  static StrCache* cache = new StrCache(64, true);
   return *cache;
 }
+StrCache& value_cache() {
+  static StrCache* cache = new StrCache(256, false);
+  return *cache;
+}
+
+// ---- The trusted fast decoder -------------------------------------------------------
+//
+// A store's values are canonical text: exactly what json.dumps writes (ensure_ascii,
+// ", " and ": ", no other whitespace), checked when stored or loaded. FastDecoder
+// reads that form only, building the Python objects directly: no WTF-8 detour for
+// strings (escapes are decoded straight into the str's own buffer), no validation
+// beyond what it needs to stay in bounds and be right. On anything else (bytes
+// >= 0x80, other spacing, nesting deeper than kFastDepth, a number form json.dumps
+// does not write, truncated text) it gives up without a Python error and
+// decode_value runs the validating parser, which handles or reports it. So for every
+// input the result is the validating parser's.
+
+// Bytes a string literal holds as they are: 0x20..0x7f except '"' and '\\'. Returns
+// the length of the run of such bytes from p.
+inline std::size_t plain_run(const char* p, const char* end) {
+  const char* start = p;
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
+    const __m128i special =
+        _mm_or_si128(_mm_cmplt_epi8(v, space),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) {
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
+    p += 16;
+  }
+#endif
+  while (p < end) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+    ++p;
+  }
+  return static_cast<std::size_t>(p - start);
+}
+
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Walks a string literal's body that holds escapes, from `p` (just after the opening
+// quote) to its closing quote, feeding `sink` runs of plain bytes and decoded code
+// points as json.loads decodes them (a \uD8xx\uDCxx pair is one code point, a lone
+// surrogate is kept). Returns the position of the closing quote, or nullptr if the
+// literal is not one FastDecoder reads.
+template <class Sink>
+const char* walk_string(const char* p, const char* end, Sink& sink) {
+  for (;;) {
+    const std::size_t run = plain_run(p, end);
+    if (run > 0) sink.run(p, run);
+    p += run;
+    if (p >= end) return nullptr;
+    if (*p == '"') return p;
+    if (*p != '\\' || end - p < 2) return nullptr;  // a raw control or non-ASCII byte
+    Py_UCS4 c;
+    switch (p[1]) {
+      case '"':
+        c = '"';
+        break;
+      case '\\':
+        c = '\\';
+        break;
+      case '/':
+        c = '/';
+        break;
+      case 'b':
+        c = '\b';
+        break;
+      case 'f':
+        c = '\f';
+        break;
+      case 'n':
+        c = '\n';
+        break;
+      case 'r':
+        c = '\r';
+        break;
+      case 't':
+        c = '\t';
+        break;
+      case 'u': {
+        if (end - p < 6) return nullptr;
+        const int h0 = hex_digit(p[2]), h1 = hex_digit(p[3]), h2 = hex_digit(p[4]),
+                  h3 = hex_digit(p[5]);
+        if ((h0 | h1 | h2 | h3) < 0) return nullptr;
+        c = static_cast<Py_UCS4>(h0 << 12 | h1 << 8 | h2 << 4 | h3);
+        p += 6;
+        if (c >= 0xD800 && c <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+          const int l0 = hex_digit(p[2]), l1 = hex_digit(p[3]), l2 = hex_digit(p[4]),
+                    l3 = hex_digit(p[5]);
+          if ((l0 | l1 | l2 | l3) >= 0) {
+            const Py_UCS4 low = static_cast<Py_UCS4>(l0 << 12 | l1 << 8 | l2 << 4 | l3);
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+              c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+              p += 6;
+            }
+          }
+        }
+        sink.code_point(c);
+        continue;
+      }
+      default:
+        return nullptr;
+    }
+    sink.code_point(c);
+    p += 2;
+  }
+}
+
+// First pass over an escaped literal: its length in code points and largest one.
+struct MeasureSink {
+  Py_ssize_t length = 0;
+  Py_UCS4 max_char = 0x7f;
+  void run(const char*, std::size_t n) { length += static_cast<Py_ssize_t>(n); }
+  void code_point(Py_UCS4 c) {
+    ++length;
+    if (c > max_char) max_char = c;
+  }
+};
+
+// Second pass: the characters, into a str's buffer of the kind the first chose.
+template <class Char>
+struct WriteSink {
+  Char* out;
+  void run(const char* p, std::size_t n) {
+    if constexpr (sizeof(Char) == 1) {
+      std::memcpy(out, p, n);
+      out += n;
+    } else {
+      std::size_t i = 0;
+#if defined(__SSE2__)
+      // Zero-extend 16 ASCII bytes at a time.
+      const __m128i zero = _mm_setzero_si128();
+      for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
+        if constexpr (sizeof(Char) == 2) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out), lo);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), hi);
+        } else {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(lo, zero));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4), _mm_unpackhi_epi16(lo, zero));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpacklo_epi16(hi, zero));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 12), _mm_unpackhi_epi16(hi, zero));
+        }
+        out += 16;
+      }
+#endif
+      for (; i < n; ++i) *out++ = static_cast<unsigned char>(p[i]);
+    }
+  }
+  void code_point(Py_UCS4 c) { *out++ = static_cast<Char>(c); }
+};
+
+class FastDecoder {
+ public:
+  // Containers nested deeper than this inside the top object go to the validating parser.
+  static constexpr int kFastDepth = 64;
+  // Longer values (ids, hashes, text) are mostly unique: not worth a cache entry.
+  static constexpr std::size_t kMaxCachedValue = 32;
+
+  explicit FastDecoder(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+
+  // The object, a new reference. nullptr: a Python error is set, or, if gave_up(),
+  // the text is not one this decoder reads (no error set).
+  PyObject* decode() {
+    if (p_ >= end_ || *p_ != '{') return give_up();
+    ++p_;
+    PyObject* v = object(0);
+    if (v != nullptr && p_ != end_) {
+      Py_DECREF(v);
+      return give_up();
+    }
+    return v;
+  }
+
+  bool gave_up() const { return gave_up_; }
+
+ private:
+  PyObject* give_up() {
+    gave_up_ = true;
+    return nullptr;
+  }
+
+  // True (and past it) if the text at p_ is `two` (two bytes: ", " or ": ").
+  bool consume2(char a, char b) {
+    if (end_ - p_ < 2 || p_[0] != a || p_[1] != b) return false;
+    p_ += 2;
+    return true;
+  }
+  bool consume_word(const char* word, std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+
+  // After '{'.
+  PyObject* object(int depth) {
+    PyObject* dict = PyDict_New();
+    if (dict == nullptr) return nullptr;
+    if (p_ < end_ && *p_ == '}') {
+      ++p_;
+      return dict;
+    }
+    for (;;) {
+      if (p_ >= end_ || *p_ != '"') break;
+      ++p_;
+      PyObject* key = string(true);
+      if (key == nullptr) break;
+      if (!consume2(':', ' ')) {
+        Py_DECREF(key);
+        give_up();
+        break;
+      }
+      PyObject* v = value(depth);
+      if (v == nullptr) {
+        Py_DECREF(key);
+        break;
+      }
+      const int rc = PyDict_SetItem(dict, key, v);
+      Py_DECREF(key);
+      Py_DECREF(v);
+      if (rc < 0) break;
+      if (p_ < end_ && *p_ == '}') {
+        ++p_;
+        return dict;
+      }
+      if (!consume2(',', ' ')) break;
+    }
+    Py_DECREF(dict);
+    if (!PyErr_Occurred()) give_up();
+    return nullptr;
+  }
+
+  // After '['.
+  PyObject* array(int depth) {
+    PyObject* list = PyList_New(0);
+    if (list == nullptr) return nullptr;
+    if (p_ < end_ && *p_ == ']') {
+      ++p_;
+      return list;
+    }
+    for (;;) {
+      PyObject* v = value(depth);
+      if (v == nullptr) break;
+      const int rc = PyList_Append(list, v);
+      Py_DECREF(v);
+      if (rc < 0) break;
+      if (p_ < end_ && *p_ == ']') {
+        ++p_;
+        return list;
+      }
+      if (!consume2(',', ' ')) break;
+    }
+    Py_DECREF(list);
+    if (!PyErr_Occurred()) give_up();
+    return nullptr;
+  }
+
+  // A value inside a container at `depth`.
+  PyObject* value(int depth) {
+    if (p_ >= end_) return give_up();
+    switch (*p_) {
+      case '"':
+        ++p_;
+        return string(false);
+      case '{':
+        if (depth >= kFastDepth) return give_up();
+        ++p_;
+        return object(depth + 1);
+      case '[':
+        if (depth >= kFastDepth) return give_up();
+        ++p_;
+        return array(depth + 1);
+      case 't':
+        if (!consume_word("true", 4)) return give_up();
+        Py_RETURN_TRUE;
+      case 'f':
+        if (!consume_word("false", 5)) return give_up();
+        Py_RETURN_FALSE;
+      case 'n':
+        if (!consume_word("null", 4)) return give_up();
+        Py_RETURN_NONE;
+      case 'N':
+        if (!consume_word("NaN", 3)) return give_up();
+        return PyFloat_FromDouble(std::numeric_limits<double>::quiet_NaN());
+      case 'I':
+        if (!consume_word("Infinity", 8)) return give_up();
+        return PyFloat_FromDouble(std::numeric_limits<double>::infinity());
+      default:
+        return number();
+    }
+  }
+
+  // After the opening quote. Keys, and values up to kMaxCachedValue bytes of raw
+  // text, come from the caches.
+  PyObject* string(bool is_key) {
+    const char* start = p_;
+    const std::size_t plain = plain_run(start, end_);
+    const char* close = start + plain;
+    bool escaped = false;
+    MeasureSink measure;
+    if (close >= end_ || *close != '"') {
+      close = walk_string(start, end_, measure);
+      if (close == nullptr) return give_up();
+      escaped = true;
+    }
+    p_ = close + 1;
+    const std::size_t n = static_cast<std::size_t>(close - start);
+    if (n > (is_key ? StrCache::kMaxLength : kMaxCachedValue)) {
+      return escaped ? new_escaped_str(start, measure) : new_ascii_str(start, n);
+    }
+    StrCache& cache = is_key ? key_cache() : value_cache();
+    const std::uint64_t hash = StrCache::hash(start, n);
+    if (PyObject* str = cache.find(start, n, hash)) {
+      Py_INCREF(str);
+      return str;
+    }
+    PyObject* str = escaped ? new_escaped_str(start, measure) : new_ascii_str(start, n);
+    if (str == nullptr) return nullptr;
+    return cache.keep(start, n, hash, str);
+  }
+
+  // The str of a literal with escapes, from its body at `start` (walked before).
+  PyObject* new_escaped_str(const char* start, const MeasureSink& measure) {
+    PyObject* str = PyUnicode_New(measure.length, measure.max_char);
+    if (str == nullptr) return nullptr;
+    switch (PyUnicode_KIND(str)) {
+      case PyUnicode_1BYTE_KIND: {
+        WriteSink<Py_UCS1> sink{PyUnicode_1BYTE_DATA(str)};
+        walk_string(start, end_, sink);
+        break;
+      }
+      case PyUnicode_2BYTE_KIND: {
+        WriteSink<Py_UCS2> sink{PyUnicode_2BYTE_DATA(str)};
+        walk_string(start, end_, sink);
+        break;
+      }
+      default: {
+        WriteSink<Py_UCS4> sink{PyUnicode_4BYTE_DATA(str)};
+        walk_string(start, end_, sink);
+        break;
+      }
+    }
+    return str;
+  }
+
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, or -Infinity.
+  PyObject* number() {
+    const char* start = p_;
+    const char* q = p_;
+    if (q < end_ && *q == '-') {
+      ++q;
+      if (q < end_ && *q == 'I') {
+        if (!consume_word("-Infinity", 9)) return give_up();
+        return PyFloat_FromDouble(-std::numeric_limits<double>::infinity());
+      }
+    }
+    const char* digits = q;
+    if (q >= end_ || !is_digit(*q)) return give_up();
+    if (*q == '0') {
+      ++q;
+    } else {
+      while (q < end_ && is_digit(*q)) ++q;
+    }
+    const char* digits_end = q;
+    bool is_float = false;
+    if (q < end_ && *q == '.') {
+      ++q;
+      if (q >= end_ || !is_digit(*q)) return give_up();
+      while (q < end_ && is_digit(*q)) ++q;
+      is_float = true;
+    }
+    if (q < end_ && (*q == 'e' || *q == 'E')) {
+      ++q;
+      if (q < end_ && (*q == '+' || *q == '-')) ++q;
+      if (q >= end_ || !is_digit(*q)) return give_up();
+      while (q < end_ && is_digit(*q)) ++q;
+      is_float = true;
+    }
+    p_ = q;
+    if (is_float) {
+      return PyFloat_FromDouble(
+          detail::parse_python_float(std::string_view(start, static_cast<std::size_t>(q - start))));
+    }
+    if (digits_end - digits <= 18) {
+      long long v = 0;
+      for (const char* d = digits; d < digits_end; ++d) v = v * 10 + (*d - '0');
+      return PyLong_FromLongLong(digits == start ? v : -v);
+    }
+    const std::string text(start, static_cast<std::size_t>(q - start));
+    return PyLong_FromString(text.c_str(), nullptr, 10);
+  }
+
+  const char* p_;
+  const char* end_;
+  bool gave_up_ = false;
+};
 
 // A JsonParser handler that builds Python objects.
 class Builder {
@@ -393,7 +911,7 @@ class Builder {
   void end_array() { stack_.pop_back(); }
   void key(std::string_view k) {
     Py_XDECREF(pending_key_);
-    pending_key_ = key_cache().get(k);
+    pending_key_ = new_str(k);
     if (pending_key_ == nullptr) throw_python_error();
   }
   void string(std::string_view s) { add(new_str(s)); }
@@ -461,16 +979,31 @@ EncodedValue encode_value(PyObject* obj) {
 }
 
 nb::object decode_value(std::string_view canonical_text) {
+  FastDecoder fast(canonical_text);
+  if (PyObject* v = fast.decode()) return nb::steal(v);
+  if (!fast.gave_up()) throw_python_error();
+  // Not the canonical form FastDecoder reads: the validating parser decides.
   detail::JsonParser parser(canonical_text);
   Builder builder;
   try {
+    parser.skip_whitespace();
+    if (parser.peek() != '{') parser.fail(parser.position(), "not a JSON object");
     parser.parse_value(builder);
+    parser.skip_whitespace();
+    if (!parser.at_end()) parser.fail(parser.position(), "extra data");
   } catch (const detail::JsonSyntaxError& e) {
-    throw Error(ErrorCode::kInternal, "stored value is not valid JSON at " +
-                                          detail::describe_offset(canonical_text, e.offset) + ": " +
-                                          e.message);
+    throw Error(ErrorCode::kCorruption, "stored value is not valid JSON at " +
+                                            detail::describe_offset(canonical_text, e.offset) +
+                                            ": " + e.message);
   }
   return builder.take();
+}
+
+std::optional<nb::object> decode_value_fast_only(std::string_view text) {
+  FastDecoder fast(text);
+  if (PyObject* v = fast.decode()) return nb::steal(v);
+  if (!fast.gave_up()) throw_python_error();
+  return std::nullopt;
 }
 
 nb::object decode_str(std::string_view wtf8) {

@@ -10,8 +10,11 @@
 // the result is what json.loads makes of json.dumps' output: one key, the last
 // value, at the first position.
 //
-// Reading builds dicts, lists, str (WTF-8 decoded with 'surrogatepass'), int (any
-// size), float, bool and None from canonical text with kvdex's own parser.
+// Reading builds dicts, lists, str (lone surrogates kept), int (any size), float,
+// bool and None, as json.loads does. Stored text is canonical (checked when stored or
+// loaded), so a decoder that reads only that form builds the objects directly, with
+// short strings shared through caches (str is immutable; containers are always new);
+// anything else goes to kvdex's validating parser.
 //
 // Everything here needs the GIL. Errors are thrown as nanobind::python_error (the
 // Python error is set) or kvdex::Error.
@@ -20,6 +23,7 @@
 
 #include <nanobind/nanobind.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,8 +38,15 @@ void append_json(std::string& out, PyObject* obj);
 // Error(kInvalidArgument): a stored value is a JSON object.
 EncodedValue encode_value(PyObject* obj);
 
-// The Python object for canonical JSON text (a new reference).
+// The Python object for a stored value's text (a new reference): what json.loads
+// returns for it. Canonical text (what a store holds) takes a fast path; any other
+// text goes through the validating parser, and text that is not one JSON value is
+// Error(kCorruption).
 nanobind::object decode_value(std::string_view canonical_text);
+
+// The fast path alone (for tests): nullopt where decode_value would fall back to the
+// validating parser.
+std::optional<nanobind::object> decode_value_fast_only(std::string_view text);
 
 // A Python str from WTF-8 (keys and collection names read back from a store).
 nanobind::object decode_str(std::string_view wtf8);
