@@ -575,6 +575,7 @@ const char* walk_string(const char* p, const char* end, Sink& sink) {
                   h3 = hex_digit(p[5]);
         if ((h0 | h1 | h2 | h3) < 0) return nullptr;
         c = static_cast<Py_UCS4>(h0 << 12 | h1 << 8 | h2 << 4 | h3);
+        const char* at = p;
         p += 6;
         if (c >= 0xD800 && c <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
           const int l0 = hex_digit(p[2]), l1 = hex_digit(p[3]), l2 = hex_digit(p[4]),
@@ -587,25 +588,38 @@ const char* walk_string(const char* p, const char* end, Sink& sink) {
             }
           }
         }
-        sink.code_point(c);
+        sink.code_point(at, static_cast<std::size_t>(p - at), c);
         continue;
       }
       default:
         return nullptr;
     }
-    sink.code_point(c);
+    sink.code_point(p, 2, c);
     p += 2;
   }
 }
 
-// First pass over an escaped literal: its length in code points and largest one.
+// First pass over an escaped literal: its length in code points, its largest one,
+// and where its first escapes are (so the second pass need not look for them).
 struct MeasureSink {
+  static constexpr std::size_t kMaxEscapes = 32;
+  struct Escape {
+    const char* at;
+    std::uint32_t length;  // bytes of text
+    Py_UCS4 c;
+  };
+
   Py_ssize_t length = 0;
   Py_UCS4 max_char = 0x7f;
+  std::size_t escape_count = 0;
+  Escape escapes[kMaxEscapes];  // the first kMaxEscapes, left uninitialized
+
   void run(const char*, std::size_t n) { length += static_cast<Py_ssize_t>(n); }
-  void code_point(Py_UCS4 c) {
+  void code_point(const char* at, std::size_t n, Py_UCS4 c) {
     ++length;
     if (c > max_char) max_char = c;
+    if (escape_count < kMaxEscapes) escapes[escape_count] = {at, static_cast<std::uint32_t>(n), c};
+    ++escape_count;
   }
 };
 
@@ -640,8 +654,35 @@ struct WriteSink {
       for (; i < n; ++i) *out++ = static_cast<unsigned char>(p[i]);
     }
   }
-  void code_point(Py_UCS4 c) { *out++ = static_cast<Char>(c); }
+  void code_point(const char*, std::size_t, Py_UCS4 c) { *out++ = static_cast<Char>(c); }
+
+  // The literal [start, close) measured by `m`, replaying its escapes.
+  void literal(const char* start, const char* close, const MeasureSink& m) {
+    if (m.escape_count > MeasureSink::kMaxEscapes) {
+      walk_string(start, close + 1, *this);
+      return;
+    }
+    const char* p = start;
+    for (std::size_t i = 0; i < m.escape_count; ++i) {
+      const MeasureSink::Escape& e = m.escapes[i];
+      run(p, static_cast<std::size_t>(e.at - p));
+      *out++ = static_cast<Char>(e.c);
+      p = e.at + e.length;
+    }
+    run(p, static_cast<std::size_t>(close - p));
+  }
 };
+
+// A dict for n items. _PyDict_NewPresized (CPython's own, in the non-limited API up to
+// 3.12; Cython and orjson use it) saves the resizes of a dict grown one item at a
+// time: each rebuilds the table. Elsewhere, a plain dict.
+inline PyObject* new_dict(Py_ssize_t n) {
+#if !defined(Py_LIMITED_API) && !defined(PYPY_VERSION) && PY_VERSION_HEX < 0x030D0000
+  if (n > 5) return _PyDict_NewPresized(n);
+#endif
+  static_cast<void>(n);
+  return PyDict_New();
+}
 
 class FastDecoder {
  public:
@@ -650,7 +691,8 @@ class FastDecoder {
   // Longer values (ids, hashes, text) are mostly unique: not worth a cache entry.
   static constexpr std::size_t kMaxCachedValue = 32;
 
-  explicit FastDecoder(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+  explicit FastDecoder(std::string_view text)
+      : p_(text.data()), end_(text.data() + text.size()), items_(item_stack()) {}
 
   // The object, a new reference. nullptr: a Python error is set, or, if gave_up(),
   // the text is not one this decoder reads (no error set).
@@ -685,65 +727,92 @@ class FastDecoder {
     return true;
   }
 
-  // After '{'.
+  // After '{'. The members wait on the item stack, so that the dict is made at its
+  // final size.
   PyObject* object(int depth) {
-    PyObject* dict = PyDict_New();
-    if (dict == nullptr) return nullptr;
     if (p_ < end_ && *p_ == '}') {
       ++p_;
-      return dict;
+      return PyDict_New();
     }
+    const std::size_t base = items_.size();
     for (;;) {
       if (p_ >= end_ || *p_ != '"') break;
       ++p_;
       PyObject* key = string(true);
       if (key == nullptr) break;
+      items_.push_back(key);
       if (!consume2(':', ' ')) {
-        Py_DECREF(key);
         give_up();
         break;
       }
       PyObject* v = value(depth);
-      if (v == nullptr) {
-        Py_DECREF(key);
-        break;
-      }
-      const int rc = PyDict_SetItem(dict, key, v);
-      Py_DECREF(key);
-      Py_DECREF(v);
-      if (rc < 0) break;
+      if (v == nullptr) break;
+      items_.push_back(v);
       if (p_ < end_ && *p_ == '}') {
         ++p_;
-        return dict;
+        return make_dict(base);
       }
       if (!consume2(',', ' ')) break;
     }
-    Py_DECREF(dict);
-    if (!PyErr_Occurred()) give_up();
-    return nullptr;
+    return fail(base);
   }
 
   // After '['.
   PyObject* array(int depth) {
-    PyObject* list = PyList_New(0);
-    if (list == nullptr) return nullptr;
     if (p_ < end_ && *p_ == ']') {
       ++p_;
-      return list;
+      return PyList_New(0);
     }
+    const std::size_t base = items_.size();
     for (;;) {
       PyObject* v = value(depth);
       if (v == nullptr) break;
-      const int rc = PyList_Append(list, v);
-      Py_DECREF(v);
-      if (rc < 0) break;
+      items_.push_back(v);
       if (p_ < end_ && *p_ == ']') {
         ++p_;
-        return list;
+        return make_list(base);
       }
       if (!consume2(',', ' ')) break;
     }
-    Py_DECREF(list);
+    return fail(base);
+  }
+
+  // A dict of the key, value pairs on the item stack from `base`, which it pops.
+  PyObject* make_dict(std::size_t base) {
+    const Py_ssize_t n = static_cast<Py_ssize_t>((items_.size() - base) / 2);
+    PyObject* dict = new_dict(n);
+    int rc = dict != nullptr ? 0 : -1;
+    // By index: making the dict may have run a finalizer that decoded a value too
+    // (the stack is back to its size, but may have moved).
+    for (std::size_t i = base; i < items_.size(); i += 2) {
+      if (rc == 0) rc = PyDict_SetItem(dict, items_[i], items_[i + 1]);
+      Py_DECREF(items_[i]);
+      Py_DECREF(items_[i + 1]);
+    }
+    items_.resize(base);
+    if (rc < 0) {
+      Py_XDECREF(dict);
+      return nullptr;
+    }
+    return dict;
+  }
+
+  // A list of the items on the stack from `base`, which it pops.
+  PyObject* make_list(std::size_t base) {
+    const std::size_t n = items_.size() - base;
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(n));
+    if (list == nullptr) return fail(base);
+    for (std::size_t i = 0; i < n; ++i)
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), items_[base + i]);
+    items_.resize(base);
+    return list;
+  }
+
+  // Drops what the current container holds so far; nullptr, a Python error set or
+  // gave_up().
+  PyObject* fail(std::size_t base) {
+    for (std::size_t i = base; i < items_.size(); ++i) Py_DECREF(items_[i]);
+    items_.resize(base);
     if (!PyErr_Occurred()) give_up();
     return nullptr;
   }
@@ -799,7 +868,7 @@ class FastDecoder {
     p_ = close + 1;
     const std::size_t n = static_cast<std::size_t>(close - start);
     if (n > (is_key ? StrCache::kMaxLength : kMaxCachedValue)) {
-      return escaped ? new_escaped_str(start, measure) : new_ascii_str(start, n);
+      return escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
     }
     StrCache& cache = is_key ? key_cache() : value_cache();
     const std::uint64_t hash = StrCache::hash(start, n);
@@ -807,31 +876,25 @@ class FastDecoder {
       Py_INCREF(str);
       return str;
     }
-    PyObject* str = escaped ? new_escaped_str(start, measure) : new_ascii_str(start, n);
+    PyObject* str = escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
     if (str == nullptr) return nullptr;
     return cache.keep(start, n, hash, str);
   }
 
-  // The str of a literal with escapes, from its body at `start` (walked before).
-  PyObject* new_escaped_str(const char* start, const MeasureSink& measure) {
-    PyObject* str = PyUnicode_New(measure.length, measure.max_char);
+  // The str of the literal [start, close) with escapes, measured by `m`.
+  static PyObject* new_escaped_str(const char* start, const char* close, const MeasureSink& m) {
+    PyObject* str = PyUnicode_New(m.length, m.max_char);
     if (str == nullptr) return nullptr;
     switch (PyUnicode_KIND(str)) {
-      case PyUnicode_1BYTE_KIND: {
-        WriteSink<Py_UCS1> sink{PyUnicode_1BYTE_DATA(str)};
-        walk_string(start, end_, sink);
+      case PyUnicode_1BYTE_KIND:
+        WriteSink<Py_UCS1>{PyUnicode_1BYTE_DATA(str)}.literal(start, close, m);
         break;
-      }
-      case PyUnicode_2BYTE_KIND: {
-        WriteSink<Py_UCS2> sink{PyUnicode_2BYTE_DATA(str)};
-        walk_string(start, end_, sink);
+      case PyUnicode_2BYTE_KIND:
+        WriteSink<Py_UCS2>{PyUnicode_2BYTE_DATA(str)}.literal(start, close, m);
         break;
-      }
-      default: {
-        WriteSink<Py_UCS4> sink{PyUnicode_4BYTE_DATA(str)};
-        walk_string(start, end_, sink);
+      default:
+        WriteSink<Py_UCS4>{PyUnicode_4BYTE_DATA(str)}.literal(start, close, m);
         break;
-      }
     }
     return str;
   }
@@ -883,8 +946,17 @@ class FastDecoder {
     return PyLong_FromString(text.c_str(), nullptr, 10);
   }
 
+  // The members and items of the open containers, every decoder of the thread on the
+  // same stack (a finalizer run while a value is built may decode another): each
+  // container pops what it pushed. Not freed between decodes, so none allocates.
+  static std::vector<PyObject*>& item_stack() {
+    static thread_local std::vector<PyObject*> stack;
+    return stack;
+  }
+
   const char* p_;
   const char* end_;
+  std::vector<PyObject*>& items_;
   bool gave_up_ = false;
 };
 
