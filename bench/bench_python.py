@@ -235,7 +235,7 @@ def bench_redis(args, out: Emitter):
 
     # asyncio.gather of 10,000 aget calls: LlamaIndex's async client takes a pooled
     # connection per pending command, so Redis sees how many connections it opened.
-    store.put_all(pairs, collection=collection, batch_size=1000)  # the deleted keys back
+    store.put_all([pairs[i] for i in deletes], collection=collection, batch_size=1000)  # deleted keys back
     keys = [pairs[i][0] for i in order[: min(len(pairs), 10000)]]
 
     async def gather_gets():
