@@ -491,25 +491,40 @@ StrCache& value_cache() {
 // decode_value runs the validating parser, which handles or reports it. So for every
 // input the result is the validating parser's.
 
+#if defined(__SSE2__)
+// Lanes of `v` that end a plain run: below 0x20 or at/above 0x80 (negative as signed
+// bytes, so below 0x20 too), '"' and '\\'; as a 16-bit mask.
+inline unsigned special_mask(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i special = _mm_or_si128(
+      _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+}
+#endif
+
 // Bytes a string literal holds as they are: 0x20..0x7f except '"' and '\\'. Returns
 // the length of the run of such bytes from p.
 inline std::size_t plain_run(const char* p, const char* end) {
   const char* start = p;
 #if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
-    const __m128i special =
-        _mm_or_si128(_mm_cmplt_epi8(v, space),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    const int mask = _mm_movemask_epi8(special);
-    if (mask != 0) {
-      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
-    }
+  // 16 bytes (most keys and short values end there), then 32 at a time (text).
+  if (end - p >= 16) {
+    if (const unsigned m = special_mask(p)) return static_cast<std::size_t>(__builtin_ctz(m));
     p += 16;
+    while (end - p >= 32) {
+      const unsigned m = special_mask(p) | special_mask(p + 16) << 16;
+      if (m != 0) {
+        return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(m));
+      }
+      p += 32;
+    }
+    if (end - p >= 16) {
+      if (const unsigned m = special_mask(p)) {
+        return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(m));
+      }
+      p += 16;
+    }
   }
 #endif
   while (p < end) {
@@ -692,7 +707,11 @@ class FastDecoder {
   static constexpr std::size_t kMaxCachedValue = 32;
 
   explicit FastDecoder(std::string_view text)
-      : p_(text.data()), end_(text.data() + text.size()), items_(item_stack()) {}
+      : p_(text.data()),
+        end_(text.data() + text.size()),
+        items_(item_stack()),
+        keys_(key_cache()),
+        values_(value_cache()) {}
 
   // The object, a new reference. nullptr: a Python error is set, or, if gave_up(),
   // the text is not one this decoder reads (no error set).
@@ -870,7 +889,7 @@ class FastDecoder {
     if (n > (is_key ? StrCache::kMaxLength : kMaxCachedValue)) {
       return escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
     }
-    StrCache& cache = is_key ? key_cache() : value_cache();
+    StrCache& cache = is_key ? keys_ : values_;
     const std::uint64_t hash = StrCache::hash(start, n);
     if (PyObject* str = cache.find(start, n, hash)) {
       Py_INCREF(str);
@@ -957,6 +976,8 @@ class FastDecoder {
   const char* p_;
   const char* end_;
   std::vector<PyObject*>& items_;
+  StrCache& keys_;
+  StrCache& values_;
   bool gave_up_ = false;
 };
 
