@@ -123,9 +123,12 @@ pg_bindir() {
     echo "$KVDEX_PG_BINDIR"
     return
   fi
-  local newest
-  newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  echo "${newest:-/nonexistent}"
+  local bindirs=(/usr/lib/postgresql/*/bin)
+  if [[ -d ${bindirs[0]} ]]; then
+    printf '%s\n' "${bindirs[@]}" | sort -V | tail -n 1
+  else
+    echo /usr/lib/postgresql/VERSION/bin  # not installed: named in the error message
+  fi
 }
 pg_bin=$(pg_bindir)
 
