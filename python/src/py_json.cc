@@ -1,5 +1,6 @@
 #include "py_json.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -385,6 +386,31 @@ class StrCache {
         sets_(new Set[sets]),
         raw_(new char[sets * kWays * kMaxLength]) {}
 
+  // A miss costs more than no cache (hashing, a lookup, an entry replaced, for keys
+  // interning), a hit much less than a new str. Where strings seldom repeat (ids as
+  // keys, unique short values), lookups do not pay: when more than 3 of 5 of a
+  // window of at least kWindow lookups missed, the next kBypass strings are made
+  // without the cache, then it is tried again. A decoder counts as it goes and
+  // reports when done (so the counting stays in its registers); a decode started
+  // while bypassing bypasses throughout.
+  static constexpr std::uint32_t kWindow = 256;
+  static constexpr std::uint32_t kBypass = 4096;
+  struct Counts {
+    std::uint32_t lookups = 0;
+    std::uint32_t misses = 0;
+    std::uint32_t bypassed = 0;
+  };
+
+  bool bypassing() const { return bypass_left_ != 0; }
+  void report(const Counts& c) {
+    bypass_left_ -= std::min(bypass_left_, c.bypassed);
+    lookups_ += c.lookups;
+    misses_ += c.misses;
+    if (lookups_ < kWindow) return;
+    if (misses_ * 5 > lookups_ * 3) bypass_left_ = kBypass;
+    lookups_ = misses_ = 0;
+  }
+
   // The cached str for the raw literal text [s, s + n) (n <= kMaxLength), borrowed,
   // or nullptr.
   PyObject* find(const char* s, std::size_t n, std::uint64_t hash) const {
@@ -466,6 +492,9 @@ class StrCache {
   bool intern_;
   std::unique_ptr<Set[]> sets_;
   std::unique_ptr<char[]> raw_;
+  std::uint32_t bypass_left_ = 0;
+  std::uint32_t lookups_ = 0;  // in this window
+  std::uint32_t misses_ = 0;
 };
 
 // Used under the GIL only; never freed (the strs they hold live as long as the
@@ -712,6 +741,12 @@ class FastDecoder {
         items_(item_stack()),
         keys_(key_cache()),
         values_(value_cache()) {}
+  ~FastDecoder() {
+    keys_.cache.report(keys_.counts);
+    values_.cache.report(values_.counts);
+  }
+  FastDecoder(const FastDecoder&) = delete;
+  FastDecoder& operator=(const FastDecoder&) = delete;
 
   // The object, a new reference. nullptr: a Python error is set, or, if gave_up(),
   // the text is not one this decoder reads (no error set).
@@ -886,18 +921,23 @@ class FastDecoder {
     }
     p_ = close + 1;
     const std::size_t n = static_cast<std::size_t>(close - start);
-    if (n > (is_key ? StrCache::kMaxLength : kMaxCachedValue)) {
-      return escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
+    if (n <= (is_key ? StrCache::kMaxLength : kMaxCachedValue)) {
+      Lookups& l = is_key ? keys_ : values_;
+      if (!l.bypass) {
+        const std::uint64_t hash = StrCache::hash(start, n);
+        ++l.counts.lookups;
+        if (PyObject* str = l.cache.find(start, n, hash)) {
+          Py_INCREF(str);
+          return str;
+        }
+        ++l.counts.misses;
+        PyObject* str = escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
+        if (str == nullptr) return nullptr;
+        return l.cache.keep(start, n, hash, str);
+      }
+      ++l.counts.bypassed;
     }
-    StrCache& cache = is_key ? keys_ : values_;
-    const std::uint64_t hash = StrCache::hash(start, n);
-    if (PyObject* str = cache.find(start, n, hash)) {
-      Py_INCREF(str);
-      return str;
-    }
-    PyObject* str = escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
-    if (str == nullptr) return nullptr;
-    return cache.keep(start, n, hash, str);
+    return escaped ? new_escaped_str(start, close, measure) : new_ascii_str(start, n);
   }
 
   // The str of the literal [start, close) with escapes, measured by `m`.
@@ -976,8 +1016,15 @@ class FastDecoder {
   const char* p_;
   const char* end_;
   std::vector<PyObject*>& items_;
-  StrCache& keys_;
-  StrCache& values_;
+  // A cache, whether this decode bypasses it, and what it did with it.
+  struct Lookups {
+    explicit Lookups(StrCache& c) : cache(c), bypass(c.bypassing()) {}
+    StrCache& cache;
+    const bool bypass;
+    StrCache::Counts counts;
+  };
+  Lookups keys_;
+  Lookups values_;
   bool gave_up_ = false;
 };
 
