@@ -769,7 +769,7 @@ class FastDecoder {
     return nullptr;
   }
 
-  // True (and past it) if the text at p_ is `two` (two bytes: ", " or ": ").
+  // True (and past them) if the next two bytes are a, b (", " or ": ").
   bool consume2(char a, char b) {
     if (end_ - p_ < 2 || p_[0] != a || p_[1] != b) return false;
     p_ += 2;
