@@ -95,7 +95,13 @@ std::string collection_db_name(std::uint64_t id) {
   return std::string(kCollectionDbPrefix) + hex_id(id);
 }
 
-std::string seq_record_key(std::uint64_t id) { return std::string(kSeqTag) + encode_u64(id); }
+std::string seq_record_key(std::uint64_t id) {
+  // Not tag + encode_u64(id): GCC 12 at -O3 reports a false -Wrestrict in
+  // operator+(string&&, string&&).
+  std::string key(kSeqTag);
+  key += encode_u64(id);
+  return key;
+}
 
 std::string encode_u64(std::uint64_t v) {
   std::string out(8, '\0');
