@@ -52,7 +52,9 @@ class PosixWritableFile final : public WritableFile {
         throw_errno(errno, "cannot write", path_);
       }
       data.remove_prefix(static_cast<std::size_t>(wrote));
+      written_ += static_cast<std::uint64_t>(wrote);
     }
+    start_writeback();
   }
 
   void sync() override {
@@ -66,8 +68,29 @@ class PosixWritableFile final : public WritableFile {
   }
 
  private:
+  // A large file is written out while it is still being produced (as RocksDB's
+  // bytes_per_sync does): without this the disk idles until the final fdatasync and
+  // a persist costs encode time + write-out time instead of the larger of the two.
+  // Advisory only: errors surface at sync(), and a file system that refuses the call
+  // just gets the final fdatasync.
+  void start_writeback() noexcept {
+#ifdef SYNC_FILE_RANGE_WRITE
+    constexpr std::uint64_t kWritebackStep = 8u << 20;
+    if (!writeback_ || written_ - writeback_from_ < kWritebackStep) return;
+    if (::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
+                          static_cast<off_t>(written_ - writeback_from_),
+                          SYNC_FILE_RANGE_WRITE) != 0) {
+      writeback_ = false;
+    }
+    writeback_from_ = written_;
+#endif
+  }
+
   std::string path_;
   int fd_;
+  std::uint64_t written_ = 0;
+  std::uint64_t writeback_from_ = 0;
+  bool writeback_ = true;
 };
 
 class PosixFileSystem final : public FileSystem {
