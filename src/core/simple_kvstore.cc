@@ -84,6 +84,24 @@ bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections
       if (!read_key(name) || at(i) != '{') return false;
       ++i;
       auto mapping = std::make_unique<Mapping>();
+      // Counting the entries first (one pass over the collection's structurals, about
+      // 1% of the load) lets the map be built at its final size: growing it re-places
+      // every entry at each doubling, a cache miss each on a large collection.
+      {
+        std::uint32_t entries = 0;
+        int depth = 0;
+        for (std::uint32_t k = i; k < count; ++k) {
+          const char c = json[index[k]];
+          if (c == '{' || c == '[') {
+            ++depth;
+          } else if (c == '}' || c == ']') {
+            if (--depth < 0) break;
+          } else if (c == ',' && depth == 0) {
+            ++entries;
+          }
+        }
+        if (at(i) != '}') mapping->reserve(std::size_t{entries} + 1);
+      }
       if (at(i) == '}') {
         ++i;
       } else {
