@@ -7,7 +7,8 @@
 // and Python sides measure the same bytes.
 //
 //   kvdex_bench store  --uri URI --workload-file F --workload A --collection C [--threads T]
-//   kvdex_bench load   --workload-file F --workload A        (a fresh process: peak RSS)
+//   kvdex_bench load   --workload-file F --workload A [--persist-dir D]
+//                      (a fresh process: peak RSS; then persist what it loaded into D)
 //   kvdex_bench open   --uri lmdb:PATH --workload A
 //   kvdex_bench raw-simdjson --workload-file F --workload A
 //   kvdex_bench raw-write    --dir D --bytes N
@@ -293,6 +294,16 @@ int bench_load(const std::map<std::string, std::string>& flags) {
   out.emit("load", store->count(store->collections().at(0)), elapsed, file_bytes,
            peak_rss_mb() - before);
   out.emit("resident", 0, 0, file_bytes, current_rss_mb() - before);
+  // Persist what was loaded (--persist-dir): the store as a loaded program holds it,
+  // measured in this small process so that run.py can alternate it with raw-write.
+  if (flags.count("--persist-dir")) {
+    const std::string path = flags.at("--persist-dir") + "/kvdex_bench_persist.json";
+    const auto persist_start = Clock::now();
+    store->persist(path);
+    out.emit("persist", store->count(store->collections().at(0)), seconds_since(persist_start),
+             static_cast<double>(std::filesystem::file_size(path)));
+    std::filesystem::remove(path);
+  }
   return 0;
 }
 
