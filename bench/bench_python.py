@@ -117,6 +117,56 @@ def bench_store(args, out: Emitter):
     out.emit("aget x gather", count, seconds, 0)
 
 
+def bench_lmdb(args, out: Emitter):
+    """kvdex.LmdbKVStore from Python, the operations kvdex_bench's lmdb rows measure.
+    Single puts and removes commit (and fsync) each, so they run on the first
+    --max-single-writes keys; the rest is loaded in batches, untimed."""
+    import kvdex
+    collection, pairs = read_workload(args.workload_file)
+    nbytes = os.path.getsize(args.workload_file)
+    n = len(pairs)
+    single = min(n, args.max_single_writes)
+    order = list(range(n))
+    random.Random(42).shuffle(order)
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
+        store = kvdex.LmdbKVStore(os.path.join(tmp, "store"))
+        t = time.perf_counter()
+        for k, v in pairs[:single]:
+            store.put(k, v, collection=collection)
+        out.emit("put", single, time.perf_counter() - t, nbytes * single / max(n, 1))
+        store.put_all(pairs[single:], collection=collection, batch_size=1000)
+
+        t = time.perf_counter()
+        for i in order:
+            store.get(pairs[i][0], collection=collection)
+        out.emit("get", n, time.perf_counter() - t, nbytes)
+
+        t = time.perf_counter()
+        everything = store.get_all(collection=collection)
+        out.emit("get_all", len(everything), time.perf_counter() - t, nbytes)
+        del everything
+
+        async def gather_gets():
+            keys = [pairs[i][0] for i in order[: min(n, 10000)]]
+            t0 = time.perf_counter()
+            results = await asyncio.gather(*(store.aget(k, collection=collection) for k in keys))
+            return len(results), time.perf_counter() - t0
+
+        count, seconds = asyncio.run(gather_gets())
+        out.emit("aget x gather", count, seconds, 0)
+
+        t = time.perf_counter()
+        for k, _ in pairs[:single]:
+            store.delete(k, collection=collection)
+        out.emit("remove", single, time.perf_counter() - t, 0)
+        del store
+
+        fresh = kvdex.LmdbKVStore(os.path.join(tmp, "fresh"))
+        t = time.perf_counter()
+        fresh.put_all(pairs, collection=collection, batch_size=1000)
+        out.emit("put_all(1000)", n, time.perf_counter() - t, nbytes)
+
+
 def bench_load(args, out: Emitter):
     cls = store_class(args.impl)
     nbytes = os.path.getsize(args.workload_file)
@@ -301,7 +351,10 @@ def main():
     parser.add_argument("--workload-file", required=True)
     parser.add_argument("--workload", required=True)
     parser.add_argument("--mode", default="store",
-                        choices=["store", "load", "docstore", "docstore-load", "redis", "postgres"])
+                        choices=["store", "load", "docstore", "docstore-load", "lmdb", "redis", "postgres"])
+    parser.add_argument("--max-single-writes", type=int, default=3000,
+                        help="lmdb: single puts/removes (an fsync each) on this many keys")
+    parser.add_argument("--tmp-dir", default=None, help="lmdb: where the stores go")
     parser.add_argument("--docstore-file", default="")
     parser.add_argument("--put-limit", type=int, default=0, help="redis/postgres: at most this many pairs")
     parser.add_argument("--sample", type=int, default=0, help="redis/postgres: keys for the gets")
@@ -313,12 +366,14 @@ def main():
     parser.add_argument("--pg-database", default=os.environ.get("KVDEX_PG_DATABASE", "kvdex"))
     parser.add_argument("--pg-user", default="postgres")
     args = parser.parse_args()
-    store = args.mode if args.mode in ("redis", "postgres") else "simple"
+    store = args.mode if args.mode in ("redis", "postgres", "lmdb") else "simple"
     out = Emitter(args.impl + "-py" if args.impl.startswith("kvdex") else args.impl, store, args.workload)
-    if store != "simple" and args.impl != "llamaindex":
+    if store == "lmdb" and args.impl != "kvdex":
+        raise SystemExit("--mode lmdb: only --impl kvdex (LlamaIndex has no LMDB store)")
+    if store in ("redis", "postgres") and args.impl != "llamaindex":
         raise SystemExit(f"--mode {args.mode}: only --impl llamaindex (kvdex has no {store} backend yet)")
     {"store": bench_store, "load": bench_load, "docstore": bench_docstore,
-     "docstore-load": bench_docstore_load, "redis": bench_redis,
+     "docstore-load": bench_docstore_load, "lmdb": bench_lmdb, "redis": bench_redis,
      "postgres": bench_postgres}[args.mode](args, out)
 
 

@@ -258,6 +258,8 @@ def main():
             if args.only_native:
                 continue
             # Python: LlamaIndex's own store and kvdex's, same data, same process shape.
+            rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex", "--mode", "lmdb",
+                              "--max-single-writes", args.max_single_writes, "--tmp-dir", work, *common])
             for impl in ("llamaindex", "kvdex"):
                 rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", impl, *common])
                 warm_page_cache(file)
@@ -375,6 +377,10 @@ def ratios(rows):
         for op in ("put", "get", "get_all", "remove"):
             add(f"{w}: {op}, kvdex Python vs LlamaIndex", find(rows, "kvdex-py", "simple", w, op),
                 find(rows, "llamaindex", "simple", w, op))
+        add(f"{w}: LMDB put_all(1000), kvdex Python vs kvdex C++ typed API",
+            find(rows, "kvdex-py", "lmdb", w, "put_all(1000)"), find(rows, "kvdex-cpp", "lmdb", w, "put_all(1000)"))
+        add(f"{w}: LMDB get, kvdex Python vs kvdex C++ typed API",
+            find(rows, "kvdex-py", "lmdb", w, "get"), find(rows, "kvdex-cpp", "lmdb", w, "get"))
         mine, ref = find(rows, "kvdex-py", "simple", w, "put_all(1000)"), find(rows, "llamaindex", "simple", w, "put_all(1)")
         add(f"{w}: put_all, kvdex Python (batch 1000) vs LlamaIndex (batch 1)", mine, ref)
     load = find(rows, "kvdex-cpp", "simple", "A", "load")
