@@ -66,6 +66,29 @@ def read_workload(path: str):
     return collection, list(mapping.items())
 
 
+def timed_reads(store, collection, pairs, order, nbytes, out: Emitter):
+    """get of every key in `order`, get_all, and 10,000 aget calls under one
+    asyncio.gather: the read rows every in-process store reports."""
+    t = time.perf_counter()
+    for i in order:
+        store.get(pairs[i][0], collection=collection)
+    out.emit("get", len(order), time.perf_counter() - t, nbytes)
+
+    t = time.perf_counter()
+    everything = store.get_all(collection=collection)
+    out.emit("get_all", len(everything), time.perf_counter() - t, nbytes)
+    del everything
+
+    async def gather_gets():
+        keys = [pairs[i][0] for i in order[:10000]]
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(store.aget(k, collection=collection) for k in keys))
+        return len(results), time.perf_counter() - t0
+
+    count, seconds = asyncio.run(gather_gets())
+    out.emit("aget x gather", count, seconds, 0)
+
+
 def bench_store(args, out: Emitter):
     cls = store_class(args.impl)
     collection, pairs = read_workload(args.workload_file)
@@ -79,15 +102,7 @@ def bench_store(args, out: Emitter):
 
     order = list(range(n))
     random.Random(42).shuffle(order)
-    t = time.perf_counter()
-    for i in order:
-        store.get(pairs[i][0], collection=collection)
-    out.emit("get", n, time.perf_counter() - t, nbytes)
-
-    t = time.perf_counter()
-    everything = store.get_all(collection=collection)
-    out.emit("get_all", len(everything), time.perf_counter() - t, nbytes)
-    del everything
+    timed_reads(store, collection, pairs, order, nbytes, out)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "kv.json")
@@ -106,15 +121,6 @@ def bench_store(args, out: Emitter):
     t = time.perf_counter()
     store.put_all(pairs, collection=collection, batch_size=batch)
     out.emit(f"put_all({batch})", n, time.perf_counter() - t, nbytes)
-
-    async def gather_gets():
-        keys = [pairs[i][0] for i in order[: min(n, 10000)]]
-        t0 = time.perf_counter()
-        results = await asyncio.gather(*(store.aget(k, collection=collection) for k in keys))
-        return len(results), time.perf_counter() - t0
-
-    count, seconds = asyncio.run(gather_gets())
-    out.emit("aget x gather", count, seconds, 0)
 
 
 def bench_lmdb(args, out: Emitter):
@@ -135,25 +141,7 @@ def bench_lmdb(args, out: Emitter):
             store.put(k, v, collection=collection)
         out.emit("put", single, time.perf_counter() - t, nbytes * single / max(n, 1))
         store.put_all(pairs[single:], collection=collection, batch_size=1000)
-
-        t = time.perf_counter()
-        for i in order:
-            store.get(pairs[i][0], collection=collection)
-        out.emit("get", n, time.perf_counter() - t, nbytes)
-
-        t = time.perf_counter()
-        everything = store.get_all(collection=collection)
-        out.emit("get_all", len(everything), time.perf_counter() - t, nbytes)
-        del everything
-
-        async def gather_gets():
-            keys = [pairs[i][0] for i in order[: min(n, 10000)]]
-            t0 = time.perf_counter()
-            results = await asyncio.gather(*(store.aget(k, collection=collection) for k in keys))
-            return len(results), time.perf_counter() - t0
-
-        count, seconds = asyncio.run(gather_gets())
-        out.emit("aget x gather", count, seconds, 0)
+        timed_reads(store, collection, pairs, order, nbytes, out)
 
         t = time.perf_counter()
         for k, _ in pairs[:single]:
