@@ -520,58 +520,9 @@ StrCache& value_cache() {
 // decode_value runs the validating parser, which handles or reports it. So for every
 // input the result is the validating parser's.
 
-#if defined(__SSE2__)
-// Lanes of `v` that end a plain run: below 0x20 or at/above 0x80 (negative as signed
-// bytes, so below 0x20 too), '"' and '\\'; as a 16-bit mask.
-inline unsigned special_mask(const char* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i special = _mm_or_si128(
-      _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-  return static_cast<unsigned>(_mm_movemask_epi8(special));
-}
-#endif
-
-// Bytes a string literal holds as they are: 0x20..0x7f except '"' and '\\'. Returns
-// the length of the run of such bytes from p.
-inline std::size_t plain_run(const char* p, const char* end) {
-  const char* start = p;
-#if defined(__SSE2__)
-  // 16 bytes (most keys and short values end there), then 32 at a time (text).
-  if (end - p >= 16) {
-    if (const unsigned m = special_mask(p)) return static_cast<std::size_t>(__builtin_ctz(m));
-    p += 16;
-    while (end - p >= 32) {
-      const unsigned m = special_mask(p) | special_mask(p + 16) << 16;
-      if (m != 0) {
-        return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(m));
-      }
-      p += 32;
-    }
-    if (end - p >= 16) {
-      if (const unsigned m = special_mask(p)) {
-        return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(m));
-      }
-      p += 16;
-    }
-  }
-#endif
-  while (p < end) {
-    const unsigned char c = static_cast<unsigned char>(*p);
-    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
-    ++p;
-  }
-  return static_cast<std::size_t>(p - start);
-}
-
-inline int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+using detail::hex_value;
+using detail::is_digit;
+using detail::plain_ascii_run;
 
 // Walks a string literal's body that holds escapes, from `p` (just after the opening
 // quote) to its closing quote, feeding `sink` runs of plain bytes and decoded code
@@ -581,7 +532,7 @@ inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 template <class Sink>
 const char* walk_string(const char* p, const char* end, Sink& sink) {
   for (;;) {
-    const std::size_t run = plain_run(p, end);
+    const std::size_t run = plain_ascii_run(p, end);
     if (run > 0) sink.run(p, run);
     p += run;
     if (p >= end) return nullptr;
@@ -615,15 +566,15 @@ const char* walk_string(const char* p, const char* end, Sink& sink) {
         break;
       case 'u': {
         if (end - p < 6) return nullptr;
-        const int h0 = hex_digit(p[2]), h1 = hex_digit(p[3]), h2 = hex_digit(p[4]),
-                  h3 = hex_digit(p[5]);
+        const int h0 = hex_value(p[2]), h1 = hex_value(p[3]), h2 = hex_value(p[4]),
+                  h3 = hex_value(p[5]);
         if ((h0 | h1 | h2 | h3) < 0) return nullptr;
         c = static_cast<Py_UCS4>(h0 << 12 | h1 << 8 | h2 << 4 | h3);
         const char* at = p;
         p += 6;
         if (c >= 0xD800 && c <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-          const int l0 = hex_digit(p[2]), l1 = hex_digit(p[3]), l2 = hex_digit(p[4]),
-                    l3 = hex_digit(p[5]);
+          const int l0 = hex_value(p[2]), l1 = hex_value(p[3]), l2 = hex_value(p[4]),
+                    l3 = hex_value(p[5]);
           if ((l0 | l1 | l2 | l3) >= 0) {
             const Py_UCS4 low = static_cast<Py_UCS4>(l0 << 12 | l1 << 8 | l2 << 4 | l3);
             if (low >= 0xDC00 && low <= 0xDFFF) {
@@ -910,7 +861,7 @@ class FastDecoder {
   // text, come from the caches.
   PyObject* string(bool is_key) {
     const char* start = p_;
-    const std::size_t plain = plain_run(start, end_);
+    const std::size_t plain = plain_ascii_run(start, end_);
     const char* close = start + plain;
     bool escaped = false;
     MeasureSink measure;

@@ -13,59 +13,10 @@
 
 #include "kvdex/error.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace kvdex::detail {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-bool is_plain_ascii(unsigned char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; }
-
-// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged
-// (0x20..0x7e except '"' and '\\'). This loop is most of a load's CPU time: the
-// strings of LlamaIndex nodes are long runs of plain text. SSE2 is part of x86-64,
-// so it needs no runtime dispatch; elsewhere eight bytes at a time.
-inline std::size_t plain_ascii_run(const char* p, const char* end) {
-  const char* start = p;
-#if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i del = _mm_set1_epi8(0x7f);
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
-    const __m128i special =
-        _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    const int mask = _mm_movemask_epi8(special);
-    if (mask != 0)
-      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(__builtin_ctz(mask));
-    p += 16;
-  }
-#else
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  while (end - p >= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    // A byte is special if < 0x20, >= 0x7f, '"' or '\\'.
-    const std::uint64_t below_space = (word - kOnes * 0x20) & ~word;
-    const std::uint64_t at_or_above_del = (word + kOnes * 0x01) | word;  // high bit if >= 0x7f
-    const std::uint64_t quote = word ^ (kOnes * '"');
-    const std::uint64_t backslash = word ^ (kOnes * '\\');
-    const std::uint64_t is_quote = (quote - kOnes) & ~quote;
-    const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
-    if (((below_space | at_or_above_del | is_quote | is_backslash) & kHighs) != 0) break;
-    p += 8;
-  }
-#endif
-  while (p < end && is_plain_ascii(static_cast<unsigned char>(*p))) ++p;
-  return static_cast<std::size_t>(p - start);
-}
 
 }  // namespace
 
@@ -134,15 +85,6 @@ void append_wtf8(std::string& out, unsigned long cp) {
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
 }
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Value of a lowercase hex digit, -1 for anything else (canonical escapes are lowercase).
 constexpr auto kLowerHexValue = [] {

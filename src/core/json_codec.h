@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -23,7 +24,84 @@
 
 #include "kvdex/value.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace kvdex::detail {
+
+// ---- Scanning (shared by the codec and the Python module's decoder) ---------------
+
+inline bool is_plain_ascii(unsigned char c) {
+  return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+}
+
+#if defined(__SSE2__)
+// Lanes of the 16 bytes at p that are not plain ASCII, as a 16-bit mask. Signed
+// compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
+inline unsigned non_plain_mask(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i special = _mm_or_si128(
+      _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+}
+#endif
+
+// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged
+// (0x20..0x7e except '"' and '\\'), which is also what a string literal of canonical
+// text holds between escapes. This loop is most of a load's and of a Python get's CPU
+// time: the strings of LlamaIndex nodes are long runs of plain text. SSE2 is part of
+// x86-64, so it needs no runtime dispatch; elsewhere eight bytes at a time. 16 bytes
+// first (most keys and short values end there), then 32 at a time.
+inline std::size_t plain_ascii_run(const char* p, const char* end) {
+  const char* start = p;
+#if defined(__SSE2__)
+  auto found = [&](const char* at, unsigned mask) {
+    return static_cast<std::size_t>(at - start) + static_cast<std::size_t>(__builtin_ctz(mask));
+  };
+  if (end - p >= 16) {
+    if (const unsigned m = non_plain_mask(p)) return found(p, m);
+    p += 16;
+    while (end - p >= 32) {
+      if (const unsigned m = non_plain_mask(p) | non_plain_mask(p + 16) << 16) return found(p, m);
+      p += 32;
+    }
+    if (end - p >= 16) {
+      if (const unsigned m = non_plain_mask(p)) return found(p, m);
+      p += 16;
+    }
+  }
+#else
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  while (end - p >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    // A byte is special if < 0x20, >= 0x7f, '"' or '\\'.
+    const std::uint64_t below_space = (word - kOnes * 0x20) & ~word;
+    const std::uint64_t at_or_above_del = (word + kOnes * 0x01) | word;  // high bit if >= 0x7f
+    const std::uint64_t quote = word ^ (kOnes * '"');
+    const std::uint64_t backslash = word ^ (kOnes * '\\');
+    const std::uint64_t is_quote = (quote - kOnes) & ~quote;
+    const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+    if (((below_space | at_or_above_del | is_quote | is_backslash) & kHighs) != 0) break;
+    p += 8;
+  }
+#endif
+  while (p < end && is_plain_ascii(static_cast<unsigned char>(*p))) ++p;
+  return static_cast<std::size_t>(p - start);
+}
+
+// The value of a hex digit, or -1.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Nesting deeper than this is rejected. CPython's own json stops near 1,000 levels
 // (its recursion limit), so nothing Python writes is refused.
