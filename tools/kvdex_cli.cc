@@ -34,12 +34,17 @@ constexpr int kExitCorruption = 3;
 constexpr int kExitIO = 4;
 constexpr int kExitUnavailable = 5;
 constexpr int kExitNotSupported = 6;
+constexpr int kExitResourceExhausted = 7;
+constexpr int kExitFailedPrecondition = 8;
 constexpr int kExitInternal = 70;
 
 constexpr const char* kExitCodesHelp =
     "Exit status: 0 success; 1 key or collection not found; 2 bad usage or bad input\n"
     "(arguments, URI, JSON); 3 corrupt store or file; 4 I/O error (including a store\n"
-    "that does not exist); 5 server unavailable; 6 operation not supported; 70 internal.\n"
+    "that does not exist, permission denied); 5 server unavailable or timed out;\n"
+    "6 operation not supported; 7 resource exhausted (disk full, map full, all LMDB\n"
+    "readers busy); 8 store not in a state that allows it (e.g. open read-only);\n"
+    "70 internal.\n"
     "Stores: lmdb:PATH (default for a bare path), json:PATH (LlamaIndex persist file;\n"
     "a bare *.json path too), memory:, redis://..., postgresql://... when built in.\n";
 
@@ -61,6 +66,16 @@ int exit_code_for(ErrorCode code) {
       return kExitUsage;
     case ErrorCode::kInternal:
       return kExitInternal;
+    case ErrorCode::kFailedPrecondition:
+      return kExitFailedPrecondition;
+    case ErrorCode::kResourceExhausted:
+      return kExitResourceExhausted;
+    case ErrorCode::kAlreadyExists:
+      return kExitUsage;
+    case ErrorCode::kDeadlineExceeded:
+      return kExitUnavailable;
+    case ErrorCode::kPermissionDenied:
+      return kExitIO;
   }
   return kExitInternal;
 }

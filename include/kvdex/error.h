@@ -14,23 +14,57 @@
 
 namespace kvdex {
 
-// Canonical error codes, in the spirit of absl::StatusCode. Callers branch on the
-// code, never on message text. The Python package maps each to an exception that
-// also inherits the natural builtin; the CLI maps each to an exit status.
-enum class ErrorCode {
-  kInvalidArgument,  // the caller passed something unusable (not an object, bad URI, batch_size <
-                     // 1)
-  kNotFound,         // a named file or store does not exist
-  kCorruption,       // stored or persisted data is malformed (file + byte offset in the message)
-  kIOError,          // the operating system refused an operation (errno text in the message)
-  kUnavailable,      // a server could not be reached or went away
-  kNotSupported,     // the operation is not offered by this store (as LlamaIndex's
-                     // NotImplementedError)
-  kOutOfRange,  // a value cannot be represented in the requested form (e.g. integer beyond 64 bits)
-  kInternal,    // a broken invariant inside kvdex; please report
+// The one table of error codes: X(enumerator, stable number, name), each under a
+// comment saying what it means.
+// Everything else derives from it: the ErrorCode enum, error_code_name(),
+// kAllErrorCodes, the Python exception classes (checked against it when the package
+// is imported and by its tests) and the CLI's exit statuses (a switch the compiler
+// checks for completeness). The numbers never change once released; new codes get
+// new numbers. Callers branch on the code, never on message text; return the most
+// specific code that applies (absl::StatusCode's rule).
+#define KVDEX_ERROR_CODES(X)                                                                \
+  /* the caller passed something unusable (not an object, bad URI, batch_size < 1) */      \
+  X(kInvalidArgument, 1, "invalid_argument")                                                \
+  /* a named file or store does not exist */                                                \
+  X(kNotFound, 2, "not_found")                                                              \
+  /* stored or persisted data is malformed (file + byte offset, or store + key) */          \
+  X(kCorruption, 3, "corruption")                                                           \
+  /* the operating system refused an operation (errno text in the message) */               \
+  X(kIOError, 4, "io_error")                                                                \
+  /* a server could not be reached or went away (host:port in the message) */               \
+  X(kUnavailable, 5, "unavailable")                                                         \
+  /* the store does not offer the operation (LlamaIndex's NotImplementedError) */           \
+  X(kNotSupported, 6, "not_supported")                                                      \
+  /* a value cannot be represented in the requested form (integer beyond 64 bits) */        \
+  X(kOutOfRange, 7, "out_of_range")                                                         \
+  /* a broken invariant inside kvdex; please report */                                      \
+  X(kInternal, 8, "internal")                                                               \
+  /* the store is not in a state that allows the call (open read-only elsewhere, closed) */ \
+  X(kFailedPrecondition, 9, "failed_precondition")                                          \
+  /* a limit was reached: disk full, LMDB map or reader table full, server memory */        \
+  X(kResourceExhausted, 10, "resource_exhausted")                                           \
+  /* what the call would create exists already (e.g. a registered URI scheme) */            \
+  X(kAlreadyExists, 11, "already_exists")                                                   \
+  /* a timeout expired before the operation completed (connect, command) */                 \
+  X(kDeadlineExceeded, 12, "deadline_exceeded")                                             \
+  /* the server or the file system refused the caller's credentials or rights */            \
+  X(kPermissionDenied, 13, "permission_denied")
+
+enum class ErrorCode : int {
+#define KVDEX_ERROR_CODE_ENUMERATOR(enumerator, number, name) enumerator = number,
+  KVDEX_ERROR_CODES(KVDEX_ERROR_CODE_ENUMERATOR)
+#undef KVDEX_ERROR_CODE_ENUMERATOR
 };
 
-// Stable lower-case name of a code, e.g. "invalid_argument".
+// Every code, in the table's order.
+inline constexpr ErrorCode kAllErrorCodes[] = {
+#define KVDEX_ERROR_CODE_ELEMENT(enumerator, number, name) ErrorCode::enumerator,
+    KVDEX_ERROR_CODES(KVDEX_ERROR_CODE_ELEMENT)
+#undef KVDEX_ERROR_CODE_ELEMENT
+};
+
+// Stable lower-case name of a code, e.g. "invalid_argument"; "unknown" for a number
+// that is not in the table.
 std::string_view error_code_name(ErrorCode code) noexcept;
 
 class Error : public std::runtime_error {
@@ -43,8 +77,13 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-// Builds an IOError from errno: "<what> '<path>': <strerror(errnum)>". NotFound when
-// errnum is ENOENT, so callers can tell a missing file from a failing disk.
+// The code for an errno value: kNotFound for ENOENT, kResourceExhausted for ENOSPC,
+// EDQUOT, ENOMEM, EMFILE and ENFILE, kPermissionDenied for EACCES and EPERM,
+// kIOError for the rest. The one place errno becomes a code (LevelDB's PosixError).
+ErrorCode error_code_for_errno(int errnum) noexcept;
+
+// Throws Error(error_code_for_errno(errnum), "<what> '<path>': <strerror(errnum)>"),
+// so callers can tell a missing file or a full disk from a failing one.
 [[noreturn]] void throw_errno(int errnum, std::string_view what, std::string_view path);
 
 }  // namespace kvdex

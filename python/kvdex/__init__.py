@@ -12,14 +12,19 @@ module imports llama-index-core; this one needs only the standard library).
 
 from . import _native
 from .exceptions import (
+    AlreadyExistsError,
     CorruptionError,
+    DeadlineExceededError,
     Error,
+    FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
     KvdexIOError,
     NotFoundError,
     NotSupportedError,
     OutOfRangeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 from .exceptions import BY_CODE as _BY_CODE

@@ -19,6 +19,11 @@ __all__ = [
     "NotSupportedError",
     "OutOfRangeError",
     "InternalError",
+    "FailedPreconditionError",
+    "ResourceExhaustedError",
+    "AlreadyExistsError",
+    "DeadlineExceededError",
+    "PermissionDeniedError",
 ]
 
 
@@ -53,7 +58,7 @@ class KvdexIOError(Error, OSError):
 
 
 class UnavailableError(Error, ConnectionError):
-    """A server could not be reached, or a resource (e.g. LMDB reader slots) is exhausted."""
+    """A server could not be reached or went away (the message names host:port)."""
 
     code = "unavailable"
 
@@ -76,7 +81,39 @@ class InternalError(Error, RuntimeError):
     code = "internal"
 
 
-# One class per C++ ErrorCode (kvdex/error.h), by the code's name.
+class FailedPreconditionError(Error, RuntimeError):
+    """The store is not in a state that allows the call (e.g. open read-only elsewhere, closed)."""
+
+    code = "failed_precondition"
+
+
+class ResourceExhaustedError(Error, OSError):
+    """A limit was reached: a full disk, LMDB's map or reader table, a server's memory."""
+
+    code = "resource_exhausted"
+
+
+class AlreadyExistsError(Error, ValueError):
+    """What the call would create exists already (e.g. a registered URI scheme)."""
+
+    code = "already_exists"
+
+
+class DeadlineExceededError(Error, TimeoutError):
+    """A timeout expired before the operation completed (connecting, a command)."""
+
+    code = "deadline_exceeded"
+
+
+class PermissionDeniedError(Error, PermissionError):
+    """The server or the file system refused the caller's credentials or rights."""
+
+    code = "permission_denied"
+
+
+# One class per C++ ErrorCode (kvdex/error.h), by the code's name. The native module
+# refuses to import unless every code in its table has a class here, and
+# python/tests/test_errors.py checks the reverse.
 BY_CODE = {
     cls.code: cls
     for cls in (
@@ -88,5 +125,10 @@ BY_CODE = {
         NotSupportedError,
         OutOfRangeError,
         InternalError,
+        FailedPreconditionError,
+        ResourceExhaustedError,
+        AlreadyExistsError,
+        DeadlineExceededError,
+        PermissionDeniedError,
     )
 }

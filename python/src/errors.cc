@@ -2,6 +2,7 @@
 
 #include <nanobind/stl/string.h>
 
+#include <algorithm>
 #include <array>
 #include <new>
 #include <string>
@@ -13,15 +14,15 @@ namespace nb = nanobind;
 namespace kvdex::python {
 namespace {
 
-constexpr ErrorCode kCodes[] = {
-    ErrorCode::kInvalidArgument, ErrorCode::kNotFound,    ErrorCode::kCorruption,
-    ErrorCode::kIOError,         ErrorCode::kUnavailable, ErrorCode::kNotSupported,
-    ErrorCode::kOutOfRange,      ErrorCode::kInternal,
-};
-constexpr std::size_t kCodeCount = std::size(kCodes);
+// Indexed by the code's stable number (kvdex/error.h).
+constexpr std::size_t kMaxCodeNumber = [] {
+  int max = 0;
+  for (ErrorCode code : kAllErrorCodes) max = std::max(max, static_cast<int>(code));
+  return static_cast<std::size_t>(max);
+}();
 
 // Strong references, set once by _register_exceptions and kept for the process.
-std::array<PyObject*, kCodeCount> g_classes{};
+std::array<PyObject*, kMaxCodeNumber + 1> g_classes{};
 
 // The builtin used before kvdex/__init__.py registered its classes (only when
 // kvdex._native is imported on its own).
@@ -43,20 +44,30 @@ PyObject* builtin_for(ErrorCode code) {
       return PyExc_OverflowError;
     case ErrorCode::kInternal:
       return PyExc_RuntimeError;
+    case ErrorCode::kFailedPrecondition:
+      return PyExc_RuntimeError;
+    case ErrorCode::kResourceExhausted:
+      return PyExc_OSError;
+    case ErrorCode::kAlreadyExists:
+      return PyExc_ValueError;
+    case ErrorCode::kDeadlineExceeded:
+      return PyExc_TimeoutError;
+    case ErrorCode::kPermissionDenied:
+      return PyExc_PermissionError;
   }
   return PyExc_RuntimeError;
 }
 
 PyObject* class_for(ErrorCode code) {
   const auto index = static_cast<std::size_t>(code);
-  if (index < kCodeCount && g_classes[index] != nullptr) return g_classes[index];
+  if (index < g_classes.size() && g_classes[index] != nullptr) return g_classes[index];
   return builtin_for(code);
 }
 
 // {"invalid_argument": InvalidArgumentError, ...}: every code must be present.
 void register_exceptions(nb::dict classes) {
-  std::array<PyObject*, kCodeCount> found{};
-  for (ErrorCode code : kCodes) {
+  std::array<PyObject*, kMaxCodeNumber + 1> found{};
+  for (ErrorCode code : kAllErrorCodes) {
     const std::string name(error_code_name(code));
     if (!classes.contains(name.c_str())) {
       throw nb::key_error(("_register_exceptions: missing class for code " + name).c_str());
@@ -70,7 +81,7 @@ void register_exceptions(nb::dict classes) {
     }
     found[static_cast<std::size_t>(code)] = cls.release().ptr();
   }
-  for (std::size_t i = 0; i < kCodeCount; ++i) {
+  for (std::size_t i = 0; i < g_classes.size(); ++i) {
     Py_XDECREF(g_classes[i]);
     g_classes[i] = found[i];
   }
@@ -79,7 +90,7 @@ void register_exceptions(nb::dict classes) {
 }  // namespace
 
 ErrorCode code_from_name(std::string_view name) {
-  for (ErrorCode code : kCodes) {
+  for (ErrorCode code : kAllErrorCodes) {
     if (error_code_name(code) == name) return code;
   }
   throw nb::value_error(("unknown error code " + std::string(name)).c_str());
@@ -148,14 +159,14 @@ void register_error_translation(nb::module_& m) {
   m.def("_register_exceptions", &register_exceptions, nb::arg("classes"),
         "Installs the Python classes raised for each kvdex error code (kvdex/__init__.py).");
   m.def(
-      "_error_code_names",
+      "_error_codes",
       [] {
-        nb::list names;
-        for (ErrorCode code : kCodes)
-          names.append(nb::str(std::string(error_code_name(code)).c_str()));
-        return names;
+        nb::dict codes;
+        for (ErrorCode code : kAllErrorCodes)
+          codes[nb::str(std::string(error_code_name(code)).c_str())] = static_cast<int>(code);
+        return codes;
       },
-      "The names of kvdex's error codes, in ErrorCode order.");
+      "{name: stable number} of every kvdex error code, in the table's order (kvdex/error.h).");
   m.def(
       "_raise_error",
       [](const std::string& code_name, const std::string& message) {

@@ -17,11 +17,44 @@ EXPECTED = {
     "not_supported": (kvdex.NotSupportedError, NotImplementedError),
     "out_of_range": (kvdex.OutOfRangeError, OverflowError),
     "internal": (kvdex.InternalError, RuntimeError),
+    "failed_precondition": (kvdex.FailedPreconditionError, RuntimeError),
+    "resource_exhausted": (kvdex.ResourceExhaustedError, OSError),
+    "already_exists": (kvdex.AlreadyExistsError, ValueError),
+    "deadline_exceeded": (kvdex.DeadlineExceededError, TimeoutError),
+    "permission_denied": (kvdex.PermissionDeniedError, PermissionError),
+}
+
+# The stable numbers of kvdex/error.h: a released number never changes meaning.
+STABLE_NUMBERS = {
+    "invalid_argument": 1,
+    "not_found": 2,
+    "corruption": 3,
+    "io_error": 4,
+    "unavailable": 5,
+    "not_supported": 6,
+    "out_of_range": 7,
+    "internal": 8,
+    "failed_precondition": 9,
+    "resource_exhausted": 10,
+    "already_exists": 11,
+    "deadline_exceeded": 12,
+    "permission_denied": 13,
 }
 
 
 def test_every_code_has_a_class():
-    assert sorted(_native._error_code_names()) == sorted(EXPECTED)
+    assert sorted(_native._error_codes()) == sorted(EXPECTED)
+    assert sorted(kvdex.exceptions.BY_CODE) == sorted(_native._error_codes())
+
+
+def test_code_numbers_are_stable():
+    assert dict(_native._error_codes()) == STABLE_NUMBERS
+
+
+def test_every_class_is_exported():
+    for cls in kvdex.exceptions.BY_CODE.values():
+        assert getattr(kvdex, cls.__name__) is cls
+        assert cls.__name__ in kvdex.exceptions.__all__
 
 
 @pytest.mark.parametrize("code", sorted(EXPECTED))

@@ -7,22 +7,11 @@ namespace kvdex {
 
 std::string_view error_code_name(ErrorCode code) noexcept {
   switch (code) {
-    case ErrorCode::kInvalidArgument:
-      return "invalid_argument";
-    case ErrorCode::kNotFound:
-      return "not_found";
-    case ErrorCode::kCorruption:
-      return "corruption";
-    case ErrorCode::kIOError:
-      return "io_error";
-    case ErrorCode::kUnavailable:
-      return "unavailable";
-    case ErrorCode::kNotSupported:
-      return "not_supported";
-    case ErrorCode::kOutOfRange:
-      return "out_of_range";
-    case ErrorCode::kInternal:
-      return "internal";
+#define KVDEX_ERROR_CODE_CASE(enumerator, number, name) \
+  case ErrorCode::enumerator:                         \
+    return name;
+    KVDEX_ERROR_CODES(KVDEX_ERROR_CODE_CASE)
+#undef KVDEX_ERROR_CODE_CASE
   }
   return "unknown";
 }
@@ -30,11 +19,29 @@ std::string_view error_code_name(ErrorCode code) noexcept {
 Error::Error(ErrorCode code, const std::string& message)
     : std::runtime_error(message), code_(code) {}
 
+ErrorCode error_code_for_errno(int errnum) noexcept {
+  switch (errnum) {
+    case ENOENT:
+      return ErrorCode::kNotFound;
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+      return ErrorCode::kResourceExhausted;
+    case EACCES:
+    case EPERM:
+      return ErrorCode::kPermissionDenied;
+    default:
+      return ErrorCode::kIOError;
+  }
+}
+
 void throw_errno(int errnum, std::string_view what, std::string_view path) {
   char buf[256];
   // GNU strerror_r returns the message, which may not be buf.
   const char* reason = strerror_r(errnum, buf, sizeof buf);
-  throw Error(errnum == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIOError,
+  throw Error(error_code_for_errno(errnum),
               std::string(what) + " '" + std::string(path) + "': " + reason);
 }
 
