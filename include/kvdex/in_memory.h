@@ -78,6 +78,8 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   explicit MutableMappingKVStore(MappingFactory mapping_factory = [] { return Mapping(); })
       : mapping_factory_(std::move(mapping_factory)) {}
 
+  ~MutableMappingKVStore() override { wait_for_pending_operations(); }
+
   void write(const WriteBatch& batch) override {
     std::unique_lock lock(mu_);
     Mapping* mapping = nullptr;

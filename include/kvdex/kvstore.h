@@ -31,26 +31,52 @@
 //   - a call that throws leaves what was stored before it unchanged (for put_all:
 //     the batches committed before the failing one stay committed).
 //
-// Asynchronous twins: aput, aput_all, aget, aget_all, aremove return a Future (see
-// future.h) and never block the caller on I/O. A backend with an asynchronous engine
-// overrides the *_async virtuals; the defaults run the synchronous operation on
-// executor().
+// Asynchronous twins: every operation has one, named with an `a` prefix as in
+// LlamaIndex (aput, aput_all, aget, aget_all, aremove; aget_encoded, ...). Each
+// returns a Future (see future.h) and never blocks the caller on I/O. Values are
+// validated on the caller's thread, so a bad value throws at the call, not later.
+//
+// Writing a backend. Required: write, get_encoded, remove, scan, collections.
+// Optional, where the engine does better than the default: get_all_encoded, count,
+// flush, and the asynchronous layer, which is the five virtuals awrite,
+// aput_all_encoded, aget_encoded, aget_all_encoded and aremove. The typed twins
+// (aput, aput_all, aget, aget_all) and aput_encoded are built on those five and are
+// not virtual, so a backend overrides each operation in one place. The defaults run
+// the synchronous operation on executor(); a backend with an asynchronous engine
+// (hiredis, libpq pipelines) completes the futures from its own I/O threads.
+//
+// Lifetime of asynchronous operations: destroying a store waits for its pending
+// operations. An operation started by a default *_async implementation uses the
+// store until its work is done, and the store's destructor blocks until every such
+// operation has stopped using it; the futures themselves outlive the store and stay
+// valid (they are completed, with a value or an error, never abandoned). A Future's
+// callbacks run after the operation stopped using the store, so a callback may
+// destroy the store. Each concrete store calls wait_for_pending_operations() first
+// thing in its destructor (a backend class must too, and so must a class deriving
+// from a store that adds state its operations use); a backend with its own engine
+// holds a PendingOperation for each operation it starts and releases it when the
+// operation no longer touches the store.
 //
 // Thread safety: every kvdex store is safe for concurrent use by many threads
 // without external locking, and no reader ever sees a put, remove or batch half
 // applied. Callbacks passed to scan() must not call back into the same store.
 //
-// Errors: kvdex::Error (error.h) only. Bad arguments are kInvalidArgument, failing
-// I/O kIOError, unreachable servers kUnavailable, malformed stored data kCorruption.
+// Errors: kvdex::Error (error.h) only, with the most specific code of its table: bad
+// arguments are kInvalidArgument, failing I/O kIOError (a full disk
+// kResourceExhausted), unreachable servers kUnavailable, malformed stored data
+// kCorruption. An asynchronous operation reports its error through its Future.
 #ifndef KVDEX_KVSTORE_H_
 #define KVDEX_KVSTORE_H_
 
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -71,10 +97,11 @@ using ScanVisitor = std::function<void(std::string_view key, std::string_view va
 
 class BaseKVStore {
  public:
-  BaseKVStore() = default;
+  BaseKVStore();
   BaseKVStore(const BaseKVStore&) = delete;
   BaseKVStore& operator=(const BaseKVStore&) = delete;
-  virtual ~BaseKVStore() = default;
+  // Waits for pending asynchronous operations (see the file comment).
+  virtual ~BaseKVStore();
 
   // ---- Typed API -----------------------------------------------------------------
 
@@ -95,7 +122,8 @@ class BaseKVStore {
   Future<std::optional<Value>> aget(std::string key,
                                     std::string collection = std::string(kDefaultCollection));
   Future<std::vector<KeyValue>> aget_all(std::string collection = std::string(kDefaultCollection));
-  Future<bool> aremove(std::string key, std::string collection = std::string(kDefaultCollection));
+  virtual Future<bool> aremove(std::string key,
+                               std::string collection = std::string(kDefaultCollection));
 
   // ---- Encoded API ---------------------------------------------------------------
 
@@ -132,24 +160,102 @@ class BaseKVStore {
                        std::string_view collection = kDefaultCollection,
                        int batch_size = kDefaultBatchSize);
 
-  virtual Future<void> write_async(WriteBatch batch);
+  // The asynchronous encoded layer: what a backend with an asynchronous engine
+  // overrides (see the file comment).
+  virtual Future<void> awrite(WriteBatch batch);
   // Batches are committed in order; the first failure completes the future with
-  // its error and the batches after it are not written.
-  virtual Future<void> put_all_encoded_async(std::vector<EncodedKeyValue> pairs,
-                                             std::string collection, int batch_size);
-  virtual Future<std::optional<EncodedValue>> get_encoded_async(std::string key,
-                                                                std::string collection);
-  virtual Future<std::vector<EncodedKeyValue>> get_all_encoded_async(std::string collection);
-  virtual Future<bool> remove_async(std::string key, std::string collection);
+  // its error and the batches after it are not written. batch_size < 1 throws
+  // Error(kInvalidArgument) at the call.
+  virtual Future<void> aput_all_encoded(std::vector<EncodedKeyValue> pairs,
+                                        std::string collection = std::string(kDefaultCollection),
+                                        int batch_size = kDefaultBatchSize);
+  virtual Future<std::optional<EncodedValue>> aget_encoded(
+      std::string key, std::string collection = std::string(kDefaultCollection));
+  virtual Future<std::vector<EncodedKeyValue>> aget_all_encoded(
+      std::string collection = std::string(kDefaultCollection));
+
+  Future<void> aput_encoded(std::string key, EncodedValue value,
+                            std::string collection = std::string(kDefaultCollection));
 
   // Where the default *_async implementations run. Default: default_executor().
   virtual Executor& executor();
 
  protected:
+  class PendingOperations;
+
+  // Marks one asynchronous operation as using the store: the store's destructor
+  // waits until every PendingOperation has been released (or destroyed). Move-only.
+  class PendingOperation {
+   public:
+    PendingOperation() = default;
+    PendingOperation(PendingOperation&& other) noexcept;
+    PendingOperation& operator=(PendingOperation&& other) noexcept;
+    PendingOperation(const PendingOperation&) = delete;
+    PendingOperation& operator=(const PendingOperation&) = delete;
+    ~PendingOperation() { release(); }
+
+    // Ends the operation's use of the store; later calls do nothing.
+    void release() noexcept;
+
+   private:
+    friend class BaseKVStore;
+    explicit PendingOperation(std::shared_ptr<PendingOperations> pending) noexcept
+        : pending_(std::move(pending)) {}
+    std::shared_ptr<PendingOperations> pending_;
+  };
+
+  PendingOperation begin_pending_operation();
+
+  // Blocks until every pending operation has been released. Each concrete store calls
+  // it first in its destructor, before its members are destroyed.
+  void wait_for_pending_operations() noexcept;
+
+  // Runs `operation` (which may use *this) on executor() as one pending operation,
+  // returning its result or exception as a Future. The operation stops counting as
+  // pending before the future completes, so the future's callbacks may destroy the
+  // store.
+  template <class Fn>
+  auto run_pending(Fn operation) -> Future<std::invoke_result_t<Fn&>>;
+
   // Splits pairs into WriteBatches of batch_size (validated here).
   static std::vector<WriteBatch> make_batches(std::span<const EncodedKeyValue> pairs,
                                               std::string_view collection, int batch_size);
+
+ private:
+  std::shared_ptr<PendingOperations> pending_;
 };
+
+template <class Fn>
+auto BaseKVStore::run_pending(Fn operation) -> Future<std::invoke_result_t<Fn&>> {
+  using R = std::invoke_result_t<Fn&>;
+  auto promise = std::make_shared<Promise<R>>();
+  Future<R> future = promise->future();
+  // Executor tasks are std::function, which must be copyable: share the token.
+  auto token = std::make_shared<PendingOperation>(begin_pending_operation());
+  executor().submit([promise, token, operation = std::move(operation)]() mutable {
+    std::exception_ptr error;
+    std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        operation();
+        result.emplace(true);
+      } else {
+        result.emplace(operation());
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    token->release();  // *this is not used past this point
+    if (error) {
+      promise->set_error(std::move(error));
+    } else if constexpr (std::is_void_v<R>) {
+      promise->set_value();
+    } else {
+      promise->set_value(std::move(*result));
+    }
+  });
+  return future;
+}
 
 // Throws Error(kInvalidArgument) unless batch_size >= 1.
 void check_batch_size(int batch_size);

@@ -6,13 +6,12 @@
 //   auto store = kvdex::open("memory:");                      // empty, in memory
 //   auto store = kvdex::open("/var/lib/app/store");           // bare path: lmdb
 //
-// Each backend registers its scheme (register_scheme) from its own target; this
-// file knows none of them. Schemes built into the library: json, memory, and every
-// backend enabled at build time (lmdb, redis, postgresql).
+// Each backend registers its scheme from its own target; this file knows none of
+// them. Schemes built into the library: json, memory, and every backend enabled at
+// build time (today lmdb; redis and postgresql are planned).
 //
-// A json: store is a SimpleKVStore bound to its file: it loads the file when opened
-// (an empty store if the file does not exist and create_if_missing is set) and
-// rewrites it, atomically, on flush() and when destroyed if anything changed.
+// A json: store is a JsonFileStore (json_file_store.h): a SimpleKVStore bound to its
+// file, loaded when opened and rewritten atomically on flush().
 //
 // Thread safety: open and register_scheme may be called from any thread.
 // Errors: Error(kInvalidArgument) for a malformed URI or an unknown scheme (the
@@ -50,7 +49,10 @@ struct OpenOptions {
 using StoreFactory =
     std::function<std::unique_ptr<BaseKVStore>(const StoreUri&, const OpenOptions&)>;
 
-// Registers (or replaces) the factory for a scheme.
+// Adds a scheme. A scheme is never replaced (as in tensorstore's registry): the
+// built-in schemes are in place before the first registration, so registering one
+// of their names, or any name twice, is Error(kAlreadyExists) whenever it happens.
+// A name that is not [a-z][a-z0-9+.-]+ or an empty factory is Error(kInvalidArgument).
 void register_scheme(std::string scheme, StoreFactory factory);
 
 // The registered schemes, sorted.

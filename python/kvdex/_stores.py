@@ -24,12 +24,15 @@ class _AsyncMixin:
     """The coroutines of LlamaIndex's BaseKVStore.
 
     With ``async_inline`` false, each coroutine starts the C++ asynchronous
-    operation (on the store's I/O engine or kvdex's executor) and awaits an
-    asyncio future that the C++ future's completion callback settles through
-    ``loop.call_soon_threadsafe``: the event loop never blocks and no thread is
-    parked per call. With ``async_inline`` true (the default for in-memory stores,
-    as in LlamaIndex), the coroutine runs the synchronous operation at once, which
-    takes about a microsecond.
+    operation (on kvdex's executor, or on the I/O threads of a backend that has
+    its own) and awaits an asyncio future that the C++ future's completion
+    callback settles through ``loop.call_soon_threadsafe``: the event loop never
+    blocks and no thread is parked per call. With ``async_inline`` true (set for
+    in-memory stores: SimpleKVStore, and ``memory:``/``json:`` stores opened by
+    URI), the coroutine runs the synchronous operation on the loop's thread, as
+    LlamaIndex's SimpleKVStore does: a single get or put takes about a
+    microsecond, less than a hand-off to another thread; a large put_all or
+    get_all holds the loop for as long as it runs, as LlamaIndex's does.
     """
 
     async_inline: bool = False

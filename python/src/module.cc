@@ -201,13 +201,16 @@ class PyKVStore {
   }
 
   // ---- Asynchronous twins: each returns an asyncio.Future of `loop` ----
+  //
+  // Each converter holds a reference to the store (`keep`). The store's destructor
+  // would wait for its pending operations anyway (kvdex/kvstore.h); holding it means
+  // a Python program that drops its last reference never blocks its event loop on
+  // that wait.
 
   nb::object aput(nb::handle key, nb::handle val, nb::handle collection, nb::handle loop) {
     KeyArg k(key.ptr(), "key");
     KeyArg c(collection.ptr(), "collection");
-    WriteBatch batch;
-    batch.put(c.view(), k.str(), encode_value(val.ptr()));
-    return bridge(store_->write_async(std::move(batch)), loop,
+    return bridge(store_->aput_encoded(k.str(), encode_value(val.ptr()), c.str()), loop,
                   [keep = store_] { return nb::none(); });
   }
 
@@ -215,14 +218,14 @@ class PyKVStore {
     check_batch_size(batch_size);
     KeyArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
-    return bridge(store_->put_all_encoded_async(std::move(pairs), c.str(), batch_size), loop,
+    return bridge(store_->aput_all_encoded(std::move(pairs), c.str(), batch_size), loop,
                   [keep = store_] { return nb::none(); });
   }
 
   nb::object aget(nb::handle key, nb::handle collection, nb::handle loop) {
     KeyArg k(key.ptr(), "key");
     KeyArg c(collection.ptr(), "collection");
-    return bridge(store_->get_encoded_async(k.str(), c.str()), loop,
+    return bridge(store_->aget_encoded(k.str(), c.str()), loop,
                   [keep = store_](std::optional<EncodedValue> value) -> nb::object {
                     if (!value) return nb::none();
                     return decode_value(value->text());
@@ -231,7 +234,7 @@ class PyKVStore {
 
   nb::object aget_all(nb::handle collection, nb::handle loop) {
     KeyArg c(collection.ptr(), "collection");
-    return bridge(store_->get_all_encoded_async(c.str()), loop,
+    return bridge(store_->aget_all_encoded(c.str()), loop,
                   [keep = store_](std::vector<EncodedKeyValue> entries) -> nb::object {
                     return entries_to_dict(entries);
                   });
@@ -240,7 +243,7 @@ class PyKVStore {
   nb::object aremove(nb::handle key, nb::handle collection, nb::handle loop) {
     KeyArg k(key.ptr(), "key");
     KeyArg c(collection.ptr(), "collection");
-    return bridge(store_->remove_async(k.str(), c.str()), loop,
+    return bridge(store_->aremove(k.str(), c.str()), loop,
                   [keep = store_](bool removed) -> nb::object { return nb::bool_(removed); });
   }
 

@@ -1,6 +1,9 @@
 #include "kvdex/kvstore.h"
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <utility>
 
 namespace kvdex {
 namespace {
@@ -109,52 +112,107 @@ std::uint64_t BaseKVStore::count(std::string_view collection) {
 
 Executor& BaseKVStore::executor() { return default_executor(); }
 
-Future<void> BaseKVStore::write_async(WriteBatch batch) {
-  return run_async(executor(), [this, batch = std::move(batch)] { write(batch); });
+// Counts the operations using the store. Shared with the PendingOperation tokens, so
+// releasing the last one never touches a destroyed store.
+class BaseKVStore::PendingOperations {
+ public:
+  void begin() {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  void end() noexcept {
+    // Notify under the lock: once the waiter sees zero it may destroy the store.
+    std::lock_guard lock(mu_);
+    if (--count_ == 0) idle_.notify_all();
+  }
+  void wait_idle() noexcept {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [&] { return count_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::size_t count_ = 0;
+};
+
+BaseKVStore::BaseKVStore() : pending_(std::make_shared<PendingOperations>()) {}
+
+BaseKVStore::~BaseKVStore() { wait_for_pending_operations(); }
+
+BaseKVStore::PendingOperation::PendingOperation(PendingOperation&& other) noexcept
+    : pending_(std::move(other.pending_)) {}
+
+BaseKVStore::PendingOperation& BaseKVStore::PendingOperation::operator=(
+    PendingOperation&& other) noexcept {
+  if (this != &other) {
+    release();
+    pending_ = std::move(other.pending_);
+  }
+  return *this;
 }
 
-Future<std::optional<EncodedValue>> BaseKVStore::get_encoded_async(std::string key,
-                                                                   std::string collection) {
-  return run_async(executor(), [this, key = std::move(key), collection = std::move(collection)] {
+void BaseKVStore::PendingOperation::release() noexcept {
+  if (pending_) std::exchange(pending_, nullptr)->end();
+}
+
+BaseKVStore::PendingOperation BaseKVStore::begin_pending_operation() {
+  pending_->begin();
+  return PendingOperation(pending_);
+}
+
+void BaseKVStore::wait_for_pending_operations() noexcept { pending_->wait_idle(); }
+
+Future<void> BaseKVStore::awrite(WriteBatch batch) {
+  return run_pending([this, batch = std::move(batch)] { write(batch); });
+}
+
+Future<std::optional<EncodedValue>> BaseKVStore::aget_encoded(std::string key,
+                                                              std::string collection) {
+  return run_pending([this, key = std::move(key), collection = std::move(collection)] {
     return get_encoded(key, collection);
   });
 }
 
-Future<std::vector<EncodedKeyValue>> BaseKVStore::get_all_encoded_async(std::string collection) {
-  return run_async(executor(), [this, collection = std::move(collection)] {
-    return get_all_encoded(collection);
-  });
+Future<std::vector<EncodedKeyValue>> BaseKVStore::aget_all_encoded(std::string collection) {
+  return run_pending(
+      [this, collection = std::move(collection)] { return get_all_encoded(collection); });
 }
 
-Future<bool> BaseKVStore::remove_async(std::string key, std::string collection) {
-  return run_async(executor(), [this, key = std::move(key), collection = std::move(collection)] {
+Future<bool> BaseKVStore::aremove(std::string key, std::string collection) {
+  return run_pending([this, key = std::move(key), collection = std::move(collection)] {
     return remove(key, collection);
   });
 }
 
-Future<void> BaseKVStore::aput(std::string key, Value value, std::string collection) {
+Future<void> BaseKVStore::aput_all_encoded(std::vector<EncodedKeyValue> pairs,
+                                           std::string collection, int batch_size) {
+  check_batch_size(batch_size);
+  return run_pending([this, pairs = std::move(pairs), collection = std::move(collection),
+                      batch_size] { put_all_encoded(pairs, collection, batch_size); });
+}
+
+Future<void> BaseKVStore::aput_encoded(std::string key, EncodedValue value,
+                                       std::string collection) {
   WriteBatch batch;
-  batch.put(collection, std::move(key),
-            EncodedValue::encode(value));  // validates now, on the caller
-  return write_async(std::move(batch));
+  batch.put(collection, std::move(key), std::move(value));
+  return awrite(std::move(batch));
+}
+
+Future<void> BaseKVStore::aput(std::string key, Value value, std::string collection) {
+  // Encoding validates the value now, on the caller's thread.
+  return aput_encoded(std::move(key), EncodedValue::encode(value), std::move(collection));
 }
 
 Future<void> BaseKVStore::aput_all(std::vector<KeyValue> pairs, std::string collection,
                                    int batch_size) {
   check_batch_size(batch_size);
   // Encoding validates every value on the caller's thread, before anything is written.
-  return put_all_encoded_async(encode_all(pairs), std::move(collection), batch_size);
-}
-
-Future<void> BaseKVStore::put_all_encoded_async(std::vector<EncodedKeyValue> pairs,
-                                                std::string collection, int batch_size) {
-  check_batch_size(batch_size);
-  return run_async(executor(), [this, pairs = std::move(pairs), collection = std::move(collection),
-                                batch_size] { put_all_encoded(pairs, collection, batch_size); });
+  return aput_all_encoded(encode_all(pairs), std::move(collection), batch_size);
 }
 
 Future<std::optional<Value>> BaseKVStore::aget(std::string key, std::string collection) {
-  return then(get_encoded_async(std::move(key), std::move(collection)),
+  return then(aget_encoded(std::move(key), std::move(collection)),
               [](std::optional<EncodedValue> encoded) -> std::optional<Value> {
                 if (!encoded) return std::nullopt;
                 return encoded->decode();
@@ -162,11 +220,7 @@ Future<std::optional<Value>> BaseKVStore::aget(std::string key, std::string coll
 }
 
 Future<std::vector<KeyValue>> BaseKVStore::aget_all(std::string collection) {
-  return then(get_all_encoded_async(std::move(collection)), decode_all);
-}
-
-Future<bool> BaseKVStore::aremove(std::string key, std::string collection) {
-  return remove_async(std::move(key), std::move(collection));
+  return then(aget_all_encoded(std::move(collection)), decode_all);
 }
 
 }  // namespace kvdex

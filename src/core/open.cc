@@ -1,114 +1,47 @@
 #include "kvdex/open.h"
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <mutex>
 
 #include "kvdex/error.h"
+#include "core/scheme_registry.h"
+#include "kvdex/json_file_store.h"
 #include "kvdex/simple_kvstore.h"
 
 namespace kvdex {
-namespace detail {
-// Defined in the generated builtin_schemes.cc of the kvdex target: registers every
-// backend compiled into the library. The core only declares it.
-void register_builtin_schemes();
-}  // namespace detail
-
 namespace {
-
-// A SimpleKVStore bound to its JSON file (the json: scheme).
-class JsonFileStore final : public BaseKVStore {
- public:
-  JsonFileStore(std::string path, std::unique_ptr<SimpleKVStore> store, bool read_only)
-      : path_(std::move(path)), store_(std::move(store)), read_only_(read_only) {}
-
-  ~JsonFileStore() override {
-    try {
-      flush();
-    } catch (...) {
-      // A destructor cannot report; callers who need the error call flush().
-    }
-  }
-
-  void write(const WriteBatch& batch) override {
-    check_writable();
-    store_->write(batch);
-    dirty_ = true;
-  }
-  std::optional<EncodedValue> get_encoded(std::string_view key,
-                                          std::string_view collection) override {
-    return store_->get_encoded(key, collection);
-  }
-  std::vector<EncodedKeyValue> get_all_encoded(std::string_view collection) override {
-    return store_->get_all_encoded(collection);
-  }
-  bool remove(std::string_view key, std::string_view collection) override {
-    check_writable();
-    const bool removed = store_->remove(key, collection);
-    if (removed) dirty_ = true;
-    return removed;
-  }
-  void scan(std::string_view collection, const ScanVisitor& visit) override {
-    store_->scan(collection, visit);
-  }
-  std::vector<std::string> collections() override { return store_->collections(); }
-  std::uint64_t count(std::string_view collection) override { return store_->count(collection); }
-
-  void flush() override {
-    std::lock_guard lock(flush_mu_);
-    if (!dirty_.exchange(false)) return;
-    try {
-      store_->persist(path_);
-    } catch (...) {
-      dirty_ = true;
-      throw;
-    }
-  }
-
- private:
-  void check_writable() const {
-    if (read_only_)
-      throw Error(ErrorCode::kNotSupported, "store '" + path_ + "' was opened read-only");
-  }
-
-  std::string path_;
-  std::unique_ptr<SimpleKVStore> store_;
-  bool read_only_;
-  std::atomic<bool> dirty_{false};
-  std::mutex flush_mu_;
-};
 
 struct Registry {
   std::mutex mu;
-  std::map<std::string, StoreFactory> factories;
+  std::map<std::string, StoreFactory, std::less<>> factories;
 };
 
 Registry& registry() {
-  static Registry* r = new Registry();
+  static Registry* r = new Registry();  // never destroyed: open() may run during exit
   return *r;
 }
 
-void register_core_schemes() {
-  register_scheme("memory",
-                  [](const StoreUri&, const OpenOptions&) -> std::unique_ptr<BaseKVStore> {
-                    return std::make_unique<SimpleKVStore>();
-                  });
-  register_scheme(
-      "json", [](const StoreUri& uri, const OpenOptions& options) -> std::unique_ptr<BaseKVStore> {
-        FileSystem& fs = local_filesystem();
-        std::unique_ptr<SimpleKVStore> store;
-        if (fs.exists(uri.rest)) {
-          store = SimpleKVStore::from_persist_path(uri.rest);
-        } else if (options.create_if_missing && !options.read_only) {
-          store = std::make_unique<SimpleKVStore>();
-        } else {
-          throw Error(ErrorCode::kNotFound, "no such file '" + uri.rest + "'");
-        }
-        return std::make_unique<JsonFileStore>(uri.rest, std::move(store), options.read_only);
-      });
+void add_scheme(std::string scheme, StoreFactory factory, ErrorCode duplicate_code) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  auto [it, inserted] = r.factories.try_emplace(std::move(scheme), std::move(factory));
+  if (!inserted) {
+    throw Error(duplicate_code, "URI scheme '" + it->first + "' is already registered");
+  }
 }
 
+void register_core_schemes() {
+  detail::register_builtin_scheme("memory", [](const StoreUri&, const OpenOptions&) {
+    return std::unique_ptr<BaseKVStore>(std::make_unique<SimpleKVStore>());
+  });
+  detail::register_builtin_scheme("json", [](const StoreUri& uri, const OpenOptions& options) {
+    return std::unique_ptr<BaseKVStore>(JsonFileStore::open(uri.rest, options));
+  });
+}
+
+// The built-in schemes are registered before anything reads or changes the registry,
+// so a user's register_scheme() of a built-in name always fails the same way.
 void ensure_builtins() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -146,10 +79,24 @@ StoreUri parse_store_uri(std::string_view uri) {
   return out;
 }
 
+namespace detail {
+void register_builtin_scheme(std::string scheme, StoreFactory factory) {
+  add_scheme(std::move(scheme), std::move(factory), ErrorCode::kInternal);
+}
+}  // namespace detail
+
 void register_scheme(std::string scheme, StoreFactory factory) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mu);
-  r.factories[std::move(scheme)] = std::move(factory);
+  bool valid = scheme.size() >= 2;
+  for (std::size_t i = 0; valid && i < scheme.size(); ++i) valid = is_scheme_char(scheme[i], i == 0);
+  if (!valid) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "URI scheme '" + scheme + "' is not [a-z][a-z0-9+.-]+ (two characters or more)");
+  }
+  if (!factory) {
+    throw Error(ErrorCode::kInvalidArgument, "URI scheme '" + scheme + "': empty factory");
+  }
+  ensure_builtins();
+  add_scheme(std::move(scheme), std::move(factory), ErrorCode::kAlreadyExists);
 }
 
 std::vector<std::string> registered_schemes() {

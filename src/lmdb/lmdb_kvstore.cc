@@ -9,6 +9,7 @@
 
 #include "kvdex/error.h"
 #include "kvdex/open.h"
+#include "core/scheme_registry.h"
 #include "lmdb/key_codec.h"
 #include "lmdb/lmdb_env.h"
 
@@ -195,7 +196,7 @@ struct CollectionWriter {
 LmdbKVStore::LmdbKVStore(const std::string& path, const LmdbOptions& options)
     : path_(path), read_only_(options.read_only), env_(detail::LmdbEnv::acquire(path, options)) {}
 
-LmdbKVStore::~LmdbKVStore() = default;
+LmdbKVStore::~LmdbKVStore() { wait_for_pending_operations(); }
 
 void LmdbKVStore::check_writable() const {
   if (read_only_)
@@ -499,7 +500,7 @@ namespace detail {
 
 // Called by the generated builtin_schemes.cc.
 void register_lmdb_scheme() {
-  register_scheme(
+  register_builtin_scheme(
       "lmdb",
       [](const StoreUri& uri, const OpenOptions& open_options) -> std::unique_ptr<BaseKVStore> {
         LmdbOptions options;

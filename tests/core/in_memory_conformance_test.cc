@@ -1,6 +1,12 @@
 // The conformance suite over the in-memory stores, plus what only they promise
 // (LlamaIndex's MutableMappingKVStore details).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "conformance/kvstore_conformance.h"
@@ -36,8 +42,15 @@ struct OrderedMapTraits {
   }
 };
 
-using InMemoryTypes =
-    ::testing::Types<SimpleTraits, OrderedMapTraits, UnorderedMapTraits, SortedMapTraits>;
+// The json: store: a SimpleKVStore bound to a file in a fresh directory.
+struct JsonFileTraits {
+  static constexpr bool kInsertionOrdered = true;
+  TempDir dir;
+  std::unique_ptr<BaseKVStore> make() { return JsonFileStore::open(dir.file("store.json")); }
+};
+
+using InMemoryTypes = ::testing::Types<SimpleTraits, OrderedMapTraits, UnorderedMapTraits,
+                                       SortedMapTraits, JsonFileTraits>;
 INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, KVStoreConformance, InMemoryTypes);
 
 static_assert(KeyValueMapping<InsertionOrderedMap<EncodedValue>>);
@@ -90,6 +103,70 @@ TEST(MutableMappingKVStore, SnapshotIsConsistentAndOrdered) {
   EXPECT_EQ(snap[0].second[1].first, "a");
   store.put("z", {{"v", 9}}, "c1");
   EXPECT_EQ(snap[0].second[0].second.text(), R"({"v": 1})") << "a snapshot does not change";
+}
+
+// A store whose writes wait at a gate, to hold an asynchronous operation in flight.
+class GatedStore final : public SimpleKVStore {
+ public:
+  ~GatedStore() override { wait_for_pending_operations(); }
+  void write(const WriteBatch& batch) override {
+    {
+      std::unique_lock lock(mu_);
+      entered_ = true;
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return open_; });
+    }
+    SimpleKVStore::write(batch);
+  }
+  void wait_until_entered() {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return entered_; });
+  }
+  void open_gate() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+TEST(AsyncLifetime, DestructorWaitsForTheOperationUsingTheStore) {
+  auto store = std::make_unique<GatedStore>();
+  GatedStore* raw = store.get();
+  Future<void> put = store->aput("k", {{"v", 1}});
+  raw->wait_until_entered();
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    store.reset();
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(destroyed) << "the store was destroyed while its write was running";
+  EXPECT_FALSE(put.ready());
+  raw->open_gate();
+  destroyer.join();
+  EXPECT_TRUE(destroyed);
+  EXPECT_NO_THROW(put.get());
+}
+
+TEST(AsyncLifetime, ACallbackMayDestroyTheStore) {
+  // The operation stops counting as pending before its future completes, so the
+  // last owner may let go of the store from the future's callback.
+  auto store = std::make_shared<SimpleKVStore>();
+  store->put("k", {{"v", 1}});
+  std::promise<bool> done;
+  Future<std::optional<Value>> get = store->aget("k");
+  get.on_ready([&done, get, owner = std::move(store)]() mutable {
+    const bool found = get.get().has_value();
+    owner.reset();  // destroys the store on the executor thread
+    done.set_value(found);
+  });
+  EXPECT_TRUE(done.get_future().get());
 }
 
 }  // namespace

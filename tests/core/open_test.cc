@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "kvdex/json_file_store.h"
 #include "kvdex/simple_kvstore.h"
 #include "test_util.h"
 
@@ -36,6 +39,54 @@ TEST(Open, UnknownSchemesNameTheKnownOnes) {
   }
   const auto schemes = registered_schemes();
   EXPECT_NE(std::find(schemes.begin(), schemes.end(), "memory"), schemes.end());
+}
+
+TEST(Open, RegisterSchemeNeverReplacesABuiltinEvenBeforeTheFirstOpen) {
+  // ctest runs each test in its own process, so this registration is the first
+  // thing this process asks of the registry.
+  bool user_factory_called = false;
+  KVDEX_EXPECT_ERROR(register_scheme("json",
+                                     [&](const StoreUri&, const OpenOptions&) {
+                                       user_factory_called = true;
+                                       return std::unique_ptr<BaseKVStore>();
+                                     }),
+                     ErrorCode::kAlreadyExists);
+  KVDEX_EXPECT_ERROR(register_scheme("memory",
+                                     [](const StoreUri&, const OpenOptions&) {
+                                       return std::unique_ptr<BaseKVStore>();
+                                     }),
+                     ErrorCode::kAlreadyExists);
+  testing::TempDir dir;
+  auto store = open("json:" + dir.file("s.json"));
+  EXPECT_NE(dynamic_cast<JsonFileStore*>(store.get()), nullptr);
+  EXPECT_FALSE(user_factory_called);
+}
+
+TEST(Open, RegisterSchemeAddsOnceAndChecksTheName) {
+  std::string seen;
+  register_scheme("kvdex-test+x.1", [&](const StoreUri& uri, const OpenOptions&) {
+    seen = uri.rest;
+    return std::unique_ptr<BaseKVStore>(std::make_unique<SimpleKVStore>());
+  });
+  auto store = open("kvdex-test+x.1:some/where");
+  EXPECT_EQ(seen, "some/where");
+  try {
+    register_scheme("kvdex-test+x.1", [](const StoreUri&, const OpenOptions&) {
+      return std::unique_ptr<BaseKVStore>();
+    });
+    ADD_FAILURE() << "a second registration was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
+    EXPECT_EQ(std::string(e.what()), "URI scheme 'kvdex-test+x.1' is already registered");
+  }
+  const auto schemes = registered_schemes();
+  EXPECT_NE(std::find(schemes.begin(), schemes.end(), "kvdex-test+x.1"), schemes.end());
+  auto make = [](const StoreUri&, const OpenOptions&) { return std::unique_ptr<BaseKVStore>(); };
+  for (const char* bad : {"", "x", "Ab", "1ab", "a b", "a:b", "ab/"}) {
+    SCOPED_TRACE(bad);
+    KVDEX_EXPECT_ERROR(register_scheme(bad, make), ErrorCode::kInvalidArgument);
+  }
+  KVDEX_EXPECT_ERROR(register_scheme("kvdex-empty", StoreFactory()), ErrorCode::kInvalidArgument);
 }
 
 TEST(Open, JsonStoreLoadsAndPersistsItsFile) {
