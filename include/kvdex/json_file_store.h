@@ -42,8 +42,8 @@ class JsonFileStore final : public BaseKVStore {
   ~JsonFileStore() override;
 
   void write(const WriteBatch& batch) override;
-  std::optional<EncodedValue> get_encoded(std::string_view key,
-                                          std::string_view collection = kDefaultCollection) override;
+  std::optional<EncodedValue> get_encoded(
+      std::string_view key, std::string_view collection = kDefaultCollection) override;
   std::vector<EncodedKeyValue> get_all_encoded(
       std::string_view collection = kDefaultCollection) override;
   bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override;

@@ -20,8 +20,7 @@ std::unique_ptr<JsonFileStore> JsonFileStore::open(const std::string& path,
   return std::make_unique<JsonFileStore>(path, std::move(store), options.read_only);
 }
 
-JsonFileStore::JsonFileStore(std::string path, std::unique_ptr<SimpleKVStore> store,
-                             bool read_only)
+JsonFileStore::JsonFileStore(std::string path, std::unique_ptr<SimpleKVStore> store, bool read_only)
     : path_(std::move(path)), store_(std::move(store)), read_only_(read_only) {}
 
 JsonFileStore::~JsonFileStore() {

@@ -4,8 +4,8 @@
 #include <map>
 #include <mutex>
 
-#include "kvdex/error.h"
 #include "core/scheme_registry.h"
+#include "kvdex/error.h"
 #include "kvdex/json_file_store.h"
 #include "kvdex/simple_kvstore.h"
 
@@ -87,7 +87,8 @@ void register_builtin_scheme(std::string scheme, StoreFactory factory) {
 
 void register_scheme(std::string scheme, StoreFactory factory) {
   bool valid = scheme.size() >= 2;
-  for (std::size_t i = 0; valid && i < scheme.size(); ++i) valid = is_scheme_char(scheme[i], i == 0);
+  for (std::size_t i = 0; valid && i < scheme.size(); ++i)
+    valid = is_scheme_char(scheme[i], i == 0);
   if (!valid) {
     throw Error(ErrorCode::kInvalidArgument,
                 "URI scheme '" + scheme + "' is not [a-z][a-z0-9+.-]+ (two characters or more)");

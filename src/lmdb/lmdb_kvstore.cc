@@ -7,9 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "core/scheme_registry.h"
 #include "kvdex/error.h"
 #include "kvdex/open.h"
-#include "core/scheme_registry.h"
 #include "lmdb/key_codec.h"
 #include "lmdb/lmdb_env.h"
 

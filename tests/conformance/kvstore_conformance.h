@@ -328,8 +328,8 @@ TYPED_TEST_P(KVStoreConformance, DestroyingTheStoreWithOperationsInFlightIsSafe)
     const std::string key = "k" + std::to_string(i);
     switch (i % 5) {
       case 0:
-        writes.push_back(this->store().aput_all({{key, {{"i", i}}}, {key + "b", {{"i", i}}}},
-                                                "inflight", 1));
+        writes.push_back(
+            this->store().aput_all({{key, {{"i", i}}}, {key + "b", {{"i", i}}}}, "inflight", 1));
         break;
       case 1:
         removes.push_back(this->store().aremove("seed"));
@@ -437,19 +437,16 @@ TYPED_TEST_P(KVStoreConformance, ConcurrentMixedOperationsKeepEveryThreadsWrites
   }
 }
 
-REGISTER_TYPED_TEST_SUITE_P(KVStoreConformance, PutThenGetReturnsEqualValue,
-                            GetOfMissingKeyOrCollectionIsNullopt, DefaultCollectionIsData,
-                            PutOverwrites, PutRejectsNonObjectsAndChangesNothing,
-                            GetReturnsAnIndependentCopy, CollectionsAreIndependent,
-                            RemoveReportsWhetherTheKeyWasThere, GetAllReturnsEveryEntry,
-                            PutAllAcceptsEveryBatchSize, PutAllRejectsBatchSizeBelowOne,
-                            PutAllWithABadValueWritesNothing, PutAllLaterDuplicateWins,
-                            WriteBatchSpansCollectionsAndRemoves, EncodedApiKeepsPythonText,
-                            ScanVisitsEveryEntry, KeysAndCollectionsMayBeAnyString,
-                            AsyncTwinsComplete, AsyncCompletionCallbackRuns, AsyncCanBeCoAwaited,
-                            DestroyingTheStoreWithOperationsInFlightIsSafe,
-                            ConcurrentBatchesAreNeverSeenHalfApplied,
-                            ConcurrentMixedOperationsKeepEveryThreadsWrites);
+REGISTER_TYPED_TEST_SUITE_P(
+    KVStoreConformance, PutThenGetReturnsEqualValue, GetOfMissingKeyOrCollectionIsNullopt,
+    DefaultCollectionIsData, PutOverwrites, PutRejectsNonObjectsAndChangesNothing,
+    GetReturnsAnIndependentCopy, CollectionsAreIndependent, RemoveReportsWhetherTheKeyWasThere,
+    GetAllReturnsEveryEntry, PutAllAcceptsEveryBatchSize, PutAllRejectsBatchSizeBelowOne,
+    PutAllWithABadValueWritesNothing, PutAllLaterDuplicateWins,
+    WriteBatchSpansCollectionsAndRemoves, EncodedApiKeepsPythonText, ScanVisitsEveryEntry,
+    KeysAndCollectionsMayBeAnyString, AsyncTwinsComplete, AsyncCompletionCallbackRuns,
+    AsyncCanBeCoAwaited, DestroyingTheStoreWithOperationsInFlightIsSafe,
+    ConcurrentBatchesAreNeverSeenHalfApplied, ConcurrentMixedOperationsKeepEveryThreadsWrites);
 
 }  // namespace kvdex::testing
 

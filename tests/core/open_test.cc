@@ -51,11 +51,10 @@ TEST(Open, RegisterSchemeNeverReplacesABuiltinEvenBeforeTheFirstOpen) {
                                        return std::unique_ptr<BaseKVStore>();
                                      }),
                      ErrorCode::kAlreadyExists);
-  KVDEX_EXPECT_ERROR(register_scheme("memory",
-                                     [](const StoreUri&, const OpenOptions&) {
-                                       return std::unique_ptr<BaseKVStore>();
-                                     }),
-                     ErrorCode::kAlreadyExists);
+  KVDEX_EXPECT_ERROR(
+      register_scheme("memory", [](const StoreUri&,
+                                   const OpenOptions&) { return std::unique_ptr<BaseKVStore>(); }),
+      ErrorCode::kAlreadyExists);
   testing::TempDir dir;
   auto store = open("json:" + dir.file("s.json"));
   EXPECT_NE(dynamic_cast<JsonFileStore*>(store.get()), nullptr);
