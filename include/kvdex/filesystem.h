@@ -1,11 +1,10 @@
 // FileSystem — where persist files are read and written (the role fsspec plays for
 // LlamaIndex, and Env for LevelDB).
 //
-// Three implementations ship:
-//   - local_filesystem(): POSIX files;
-//   - MemoryFileSystem: files in memory, for tests and for callers that want bytes;
-//   - FaultInjectionFileSystem: wraps another and fails the N-th operation on
-//     demand, to prove that a failure at any step leaves the old file intact.
+// The library ships local_filesystem() (POSIX files); implement FileSystem to put
+// persist files elsewhere. kvdex's own tests also use an in-memory and a
+// fault-injecting file system (src/testing/filesystems.h), which are not part of
+// the interface and not installed.
 //
 // write_file_atomically() is the only way kvdex writes a file: it writes a temporary
 // file beside the target, fsyncs it, renames it over the target and fsyncs the
@@ -81,71 +80,6 @@ void write_file_atomically(FileSystem& fs, const std::string& path,
 
 // The directory part of a path ("" for a bare file name), as os.path.dirname.
 std::string parent_directory(const std::string& path);
-
-class MemoryFileSystem : public FileSystem {
- public:
-  bool exists(const std::string& path) override;
-  std::unique_ptr<ReadableFile> open_readable(const std::string& path) override;
-  std::unique_ptr<WritableFile> open_writable(const std::string& path) override;
-  void rename(const std::string& from, const std::string& to) override;
-  void remove_file(const std::string& path) override;
-  void create_directories(const std::string& path) override;
-  void sync_directory(const std::string& path) override;
-
-  // Test helpers. contents() throws Error(kNotFound) for a missing file.
-  std::string contents(const std::string& path);
-  void set_contents(const std::string& path, std::string data);
-  std::size_t file_count();
-
- private:
-  friend class MemoryWritableFile;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<std::string>> files_;
-  std::map<std::string, bool> directories_;
-};
-
-// The operations FaultInjectionFileSystem counts, in the order a persist uses them.
-enum class FsOp {
-  kCreateDirectories,
-  kOpenWritable,
-  kAppend,
-  kSync,
-  kClose,
-  kRename,
-  kSyncDirectory,
-  kOpenReadable,
-  kRead,
-  kRemove,
-};
-
-class FaultInjectionFileSystem : public FileSystem {
- public:
-  explicit FaultInjectionFileSystem(FileSystem& base) : base_(base) {}
-
-  // Fails the n-th (0-based) operation counted from now with Error(kIOError);
-  // pass -1 to stop failing. Operations after the failing one succeed again.
-  void fail_operation(long n);
-  // Operations seen since construction or the last reset_count().
-  long operation_count() const;
-  void reset_count();
-
-  bool exists(const std::string& path) override;
-  std::unique_ptr<ReadableFile> open_readable(const std::string& path) override;
-  std::unique_ptr<WritableFile> open_writable(const std::string& path) override;
-  void rename(const std::string& from, const std::string& to) override;
-  void remove_file(const std::string& path) override;
-  void create_directories(const std::string& path) override;
-  void sync_directory(const std::string& path) override;
-
-  // Called by the wrapped files; throws when the counted operation must fail.
-  void count(FsOp op, const std::string& path);
-
- private:
-  FileSystem& base_;
-  mutable std::mutex mu_;
-  long operations_ = 0;
-  long fail_at_ = -1;
-};
 
 }  // namespace kvdex
 

@@ -408,23 +408,20 @@ void settle(nb::handle future, bool is_error, nb::handle value) {
 
 nb::handle settle_function() { return g_settle; }
 
-}  // namespace kvdex::python
+namespace {
 
-NB_MODULE(_native, m) {
-  using namespace kvdex;
-  using namespace kvdex::python;
-  m.doc() = "kvdex's C++ stores (use the kvdex package, not this module)";
-  m.attr("__version__") = KVDEX_VERSION_STRING;
-  m.attr("DEFAULT_COLLECTION") = std::string(kDefaultCollection);
-  m.attr("DEFAULT_BATCH_SIZE") = kDefaultBatchSize;
-  register_error_translation(m);
-
+// asyncio's side of the async bridge (async_bridge.h).
+void register_async_plumbing(nb::module_& m) {
   m.def("_settle", &settle, "future"_a, "is_error"_a, "value"_a.none());
   g_settle = m.attr("_settle").inc_ref().ptr();
   // Before the interpreter finalizes, stop C++ threads from entering Python.
   m.def("_close_python_gate", &PythonGate::close);
   nb::module_::import_("atexit").attr("register")(m.attr("_close_python_gate"));
+}
 
+// Entry points that exist only for the package's tests: they expose the codec and
+// the bridge without a store around them.
+void register_test_hooks(nb::module_& m) {
   m.def(
       "_dumps",
       [](nb::handle obj) {
@@ -468,7 +465,9 @@ NB_MODULE(_native, m) {
       },
       "result"_a, "error_code"_a, "seconds"_a, "loop"_a,
       "An asyncio future completed from a kvdex executor thread after `seconds` (for tests).");
+}
 
+void register_kvstore_class(nb::module_& m) {
   nb::class_<StoreHandle>(m, "_StoreHandle",
                           "An opened C++ store, passed to a store class's __init__.");
 
@@ -526,7 +525,9 @@ NB_MODULE(_native, m) {
       .def("_aget", &PyKVStore::aget, "key"_a.none(), "collection"_a.none(), "loop"_a)
       .def("_aget_all", &PyKVStore::aget_all, "collection"_a.none(), "loop"_a)
       .def("_adelete", &PyKVStore::aremove, "key"_a.none(), "collection"_a.none(), "loop"_a);
+}
 
+void register_simple_kvstore_class(nb::module_& m) {
   nb::class_<PySimpleKVStore, PyKVStore>(
       m, "SimpleKVStore",
       "LlamaIndex's SimpleKVStore in C++ (in memory, persisted to one JSON file).")
@@ -568,7 +569,9 @@ NB_MODULE(_native, m) {
             return StoreHandle{simple_from_text(text, source)};
           },
           "text"_a, "source"_a = "<text>");
+}
 
+void register_lmdb_kvstore_class(nb::module_& m) {
 #if KVDEX_PY_WITH_LMDB
   m.attr("HAVE_LMDB") = true;
   nb::class_<PyLmdbKVStore, PyKVStore>(m, "LmdbKVStore",
@@ -611,4 +614,23 @@ NB_MODULE(_native, m) {
 #else
   m.attr("HAVE_LMDB") = false;
 #endif
+}
+
+}  // namespace
+}  // namespace kvdex::python
+
+NB_MODULE(_native, m) {
+  using namespace kvdex;
+  using namespace kvdex::python;
+  m.doc() = "kvdex's C++ stores (use the kvdex package, not this module)";
+  m.attr("__version__") = KVDEX_VERSION_STRING;
+  m.attr("DEFAULT_COLLECTION") = std::string(kDefaultCollection);
+  m.attr("DEFAULT_BATCH_SIZE") = kDefaultBatchSize;
+  register_error_translation(m);
+
+  register_async_plumbing(m);
+  register_test_hooks(m);
+  register_kvstore_class(m);
+  register_simple_kvstore_class(m);
+  register_lmdb_kvstore_class(m);
 }

@@ -6,10 +6,14 @@
 
 #include "kvdex/simple_kvstore.h"
 #include "test_util.h"
+#include "testing/filesystems.h"
 
 namespace kvdex {
 namespace {
 
+using testing::FaultInjectionFileSystem;
+using testing::FsOp;
+using testing::MemoryFileSystem;
 using testing::TempDir;
 
 TEST(LocalFileSystem, AtomicWriteCreatesParentsAndReplaces) {

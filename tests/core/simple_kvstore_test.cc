@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "test_util.h"
+#include "testing/filesystems.h"
 
 namespace kvdex {
 namespace {
 
+using testing::MemoryFileSystem;
 using testing::TempDir;
 
 TEST(SimpleKVStore, PersistWritesJsonDumpsOfTheNestedDict) {
