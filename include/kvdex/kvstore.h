@@ -18,7 +18,7 @@
 //     JSON text every store keeps. Backends implement it; the Python package and
 //     the CLI use it to skip building a Value they would only convert again.
 //
-// Semantics (DESIGN.md section 2):
+// Semantics (LlamaIndex's BaseKVStore, made precise):
 //   - put stores a copy; a value that is not a JSON object is Error(kInvalidArgument).
 //   - get returns an independent copy, or std::nullopt; absence is never an error.
 //   - get_all returns every key -> value of a collection (in insertion order for the
