@@ -8,7 +8,7 @@ namespace kvdex {
 std::string_view error_code_name(ErrorCode code) noexcept {
   switch (code) {
 #define KVDEX_ERROR_CODE_CASE(enumerator, number, name) \
-  case ErrorCode::enumerator:                         \
+  case ErrorCode::enumerator:                           \
     return name;
     KVDEX_ERROR_CODES(KVDEX_ERROR_CODE_CASE)
 #undef KVDEX_ERROR_CODE_CASE
@@ -43,6 +43,15 @@ void throw_errno(int errnum, std::string_view what, std::string_view path) {
   const char* reason = strerror_r(errnum, buf, sizeof buf);
   throw Error(error_code_for_errno(errnum),
               std::string(what) + " '" + std::string(path) + "': " + reason);
+}
+
+std::string shorten_for_message(std::string_view text) {
+  if (text.size() <= kMaxShownBytes) return std::string(text);
+  std::size_t shown = kMaxShownBytes;
+  // Back off continuation bytes (10xxxxxx) to the start of the character they belong to.
+  for (int back = 0; back < 3 && (static_cast<unsigned char>(text[shown]) & 0xC0) == 0x80; ++back)
+    --shown;
+  return std::string(text.substr(0, shown)) + "...(" + std::to_string(text.size()) + " bytes)";
 }
 
 }  // namespace kvdex
