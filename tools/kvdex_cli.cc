@@ -9,13 +9,15 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "core/json_codec.h"
+#include "kvdex/json.h"
 #include "kvdex/kvdex.h"
 
 namespace {
@@ -126,11 +128,7 @@ std::string pretty(std::string_view canonical) {
   return out;
 }
 
-std::string quote(std::string_view s) {
-  std::string out;
-  kvdex::detail::append_json_string(out, s);
-  return out;
-}
+std::string quote(std::string_view s) { return kvdex::json::quote(s); }
 
 // A progress line on stderr with rate and ETA, only when stderr is a terminal.
 class Progress {
@@ -254,53 +252,321 @@ void copy_collection(BaseKVStore& source, BaseKVStore& destination, const std::s
   if (!batch.empty()) flush();
 }
 
-// One JSON Lines record: {"collection": C, "key": K, "value": V}.
-struct Record {
-  std::string collection;
+// One JSON Lines record, its errors prefixed with FILE:LINE.
+kvdex::json::Record parse_record(std::string_view line, std::size_t line_number,
+                                 const std::string& file) {
+  try {
+    return kvdex::json::parse_record(line);
+  } catch (const Error& e) {
+    throw Error(e.code(), file + ":" + std::to_string(line_number) + ": " + e.what());
+  }
+}
+
+// Every option of every subcommand; each subcommand reads the ones it defines.
+struct Options {
+  std::string store_uri;
   std::string key;
-  EncodedValue value;
+  std::string json_arg;
+  std::string collection = std::string(kvdex::kDefaultCollection);
+  std::string destination_uri;
+  std::string file;
+  std::vector<std::string> collections;
+  bool pretty_output = false;
+  bool all_collections = false;
+  int batch_size = 1000;
 };
 
-Record parse_record(std::string_view line, std::size_t line_number, const std::string& file) {
-  auto bad = [&](const std::string& why) {
-    return Error(ErrorCode::kInvalidArgument,
-                 file + ":" + std::to_string(line_number) + ": " + why);
-  };
-  std::string canonical;
-  try {
-    canonical = kvdex::detail::canonicalize_object(line);
-  } catch (const kvdex::detail::JsonSyntaxError& e) {
-    throw bad(e.message + " at " + kvdex::detail::describe_offset(line, e.offset));
+Missing missing_key(const Options& o) {
+  return Missing{"key " + quote(o.key) + " not found in collection " + quote(o.collection) +
+                 " of " + o.store_uri};
+}
+
+Missing missing_collection(const std::string& name, const std::string& store_uri) {
+  return Missing{"no collection " + quote(name) + " in " + store_uri};
+}
+
+// The collections a copy or an export covers: those named (each must exist) or all.
+std::vector<std::string> chosen_collections(BaseKVStore& store, const Options& o,
+                                            std::uint64_t& total_keys) {
+  std::vector<std::string> names = o.collections.empty() ? store.collections() : o.collections;
+  total_keys = 0;
+  for (const std::string& name : names) {
+    if (!o.collections.empty() && !has_collection(store, name))
+      throw missing_collection(name, o.store_uri);
+    total_keys += store.count(name);
   }
-  kvdex::detail::JsonParser parser(canonical);
-  kvdex::detail::DiscardHandler skip;
-  std::optional<std::string> collection, key;
-  std::optional<EncodedValue> value;
-  std::string scratch;
-  parser.expect('{', "expecting '{'");
-  while (parser.peek() != '}') {
-    if (parser.peek() == ',') parser.set_position(parser.position() + 1);
-    parser.skip_whitespace();
-    const std::string field(parser.parse_string(scratch));
-    parser.expect(':', "expecting ':'");
-    parser.skip_whitespace();
-    const std::size_t start = parser.position();
-    if (field == "collection" || field == "key") {
-      if (parser.peek() != '"') throw bad("\"" + field + "\" must be a string");
-      (field == "collection" ? collection : key) = std::string(parser.parse_string(scratch));
-    } else {
-      parser.parse_value(skip);
-      if (field == "value") {
-        const std::string_view raw =
-            std::string_view(canonical).substr(start, parser.position() - start);
-        if (raw.empty() || raw[0] != '{') throw bad("\"value\" must be a JSON object");
-        value = EncodedValue::adopt_canonical(raw, nullptr);
-      }
+  return names;
+}
+
+void run_put(const Options& o) {
+  const std::string text = o.json_arg == "-" ? read_all(std::cin) : o.json_arg;
+  EncodedValue value = [&] {
+    try {
+      return EncodedValue::parse(text);
+    } catch (const Error& e) {
+      throw Error(e.code(), "value for key " + quote(o.key) + ": " + e.what());
     }
+  }();
+  auto store = open_store(o.store_uri, true);
+  store->put_encoded(o.key, std::move(value), o.collection);
+  store->flush();
+}
+
+void run_get(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  std::optional<EncodedValue> value = store->get_encoded(o.key, o.collection);
+  if (!value) throw missing_key(o);
+  const std::string out = o.pretty_output ? pretty(value->text()) : std::string(value->text());
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+void run_delete(const Options& o) {
+  auto store = open_store(o.store_uri, true);
+  if (!store->remove(o.key, o.collection)) throw missing_key(o);
+  store->flush();
+}
+
+void run_keys(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  if (!has_collection(*store, o.collection)) throw missing_collection(o.collection, o.store_uri);
+  store->scan(o.collection, [](std::string_view k, std::string_view) {
+    std::fwrite(k.data(), 1, k.size(), stdout);
+    std::fputc('\n', stdout);
+  });
+}
+
+void run_dump(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  std::string out;
+  if (o.all_collections) {
+    kvdex::StoreSnapshot snapshot;
+    for (const std::string& name : store->collections()) {
+      snapshot.emplace_back(name, store->get_all_encoded(name));
+    }
+    kvdex::write_persist_json(snapshot, [&](std::string_view chunk) { out.append(chunk); });
+  } else {
+    if (!has_collection(*store, o.collection)) throw missing_collection(o.collection, o.store_uri);
+    out.push_back('{');
+    bool first = true;
+    store->scan(o.collection, [&](std::string_view k, std::string_view text) {
+      if (!first) out.append(", ");
+      first = false;
+      kvdex::json::append_quoted(out, k);
+      out.append(": ");
+      out.append(text);
+    });
+    out.push_back('}');
   }
-  if (!key) throw bad("missing \"key\"");
-  if (!value) throw bad("missing \"value\"");
-  return Record{collection.value_or(std::string(kvdex::kDefaultCollection)), *key, *value};
+  if (o.pretty_output) out = pretty(out);
+  out.push_back('\n');
+  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+void run_collections(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  for (const std::string& name : store->collections()) {
+    std::printf("%s\t%llu\n", name.c_str(), static_cast<unsigned long long>(store->count(name)));
+  }
+}
+
+void run_stats(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  std::uint64_t total_keys = 0, total_bytes = 0;
+  const auto names = store->collections();
+  for (const std::string& name : names) {
+    std::uint64_t n = 0, bytes = 0;
+    store->scan(name, [&](std::string_view k, std::string_view text) {
+      ++n;
+      bytes += k.size() + text.size();
+    });
+    std::printf("collection %s: %llu keys, %llu bytes\n", quote(name).c_str(),
+                static_cast<unsigned long long>(n), static_cast<unsigned long long>(bytes));
+    total_keys += n;
+    total_bytes += bytes;
+  }
+  std::printf("total: %zu collections, %llu keys, %llu bytes (keys + JSON text)\n", names.size(),
+              static_cast<unsigned long long>(total_keys),
+              static_cast<unsigned long long>(total_bytes));
+}
+
+bool same_store(const std::string& a, const std::string& b) {
+  const kvdex::StoreUri ua = kvdex::parse_store_uri(a);
+  const kvdex::StoreUri ub = kvdex::parse_store_uri(b);
+  // Two memory: stores are always distinct.
+  return ua.rest == ub.rest && ua.scheme == ub.scheme && ua.scheme != "memory";
+}
+
+void run_copy(const Options& o) {
+  if (same_store(o.store_uri, o.destination_uri)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "copy: SRC and DST are the same store (" + o.store_uri + ")");
+  }
+  auto source = open_store(o.store_uri, false);
+  auto destination = open_store(o.destination_uri, true);
+  std::uint64_t total = 0;
+  const std::vector<std::string> names = chosen_collections(*source, o, total);
+  Progress progress("copy", total, "keys");
+  for (const std::string& name : names)
+    copy_collection(*source, *destination, name, o.batch_size, progress);
+  progress.finish();
+  destination->flush();
+}
+
+void run_import(const Options& o) {
+  std::ifstream file_in;
+  std::istream* in = &std::cin;
+  std::uint64_t total_bytes = 0;
+  if (o.file != "-") {
+    file_in.open(o.file, std::ios::binary);
+    if (!file_in) kvdex::throw_errno(errno, "cannot open", o.file);
+    file_in.seekg(0, std::ios::end);
+    total_bytes = static_cast<std::uint64_t>(file_in.tellg());
+    file_in.seekg(0);
+    in = &file_in;
+  }
+  auto store = open_store(o.store_uri, true);
+  Progress progress("import", total_bytes, "B");
+  kvdex::WriteBatch batch;
+  std::string line;
+  std::size_t line_number = 0;
+  std::uint64_t records = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    store->write(batch);
+    batch.clear();
+  };
+  const std::string shown_file = o.file == "-" ? "<stdin>" : o.file;
+  while (std::getline(*in, line)) {
+    ++line_number;
+    progress.add(line.size() + 1);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    kvdex::json::Record record = parse_record(line, line_number, shown_file);
+    batch.put(record.collection, std::move(record.key), std::move(record.value));
+    ++records;
+    if (batch.size() >= static_cast<std::size_t>(o.batch_size)) flush();
+  }
+  flush();
+  progress.finish();
+  store->flush();
+  std::fprintf(stderr, "imported %llu records\n", static_cast<unsigned long long>(records));
+}
+
+// Streams the records of `names` to `write` in chunks of about kChunk bytes.
+void write_records(BaseKVStore& store, const std::vector<std::string>& names, Progress& progress,
+                   const std::function<void(std::string_view)>& write) {
+  constexpr std::size_t kChunk = 1 << 16;
+  std::string buffer;
+  for (const std::string& name : names) {
+    store.scan(name, [&](std::string_view k, std::string_view text) {
+      kvdex::json::append_record(buffer, name, k, text);
+      progress.add(1);
+      if (buffer.size() >= kChunk) {
+        write(buffer);
+        buffer.clear();
+      }
+    });
+  }
+  if (!buffer.empty()) write(buffer);
+}
+
+void run_export(const Options& o) {
+  auto store = open_store(o.store_uri, false);
+  std::uint64_t total = 0;
+  const std::vector<std::string> names = chosen_collections(*store, o, total);
+  auto export_to = [&](const std::function<void(std::string_view)>& write) {
+    Progress progress("export", total, "keys");
+    write_records(*store, names, progress, write);
+    progress.finish();
+  };
+  if (o.file == "-") {
+    export_to([&](std::string_view chunk) {
+      if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size())
+        kvdex::throw_errno(errno, "cannot write", o.file);
+    });
+    return;
+  }
+  // A failed export must never leave a partial file under the requested name; and,
+  // as for any output file, its directory is not created.
+  kvdex::write_file_atomically(
+      kvdex::local_filesystem(), o.file,
+      [&](kvdex::WritableFile& out) {
+        export_to([&](std::string_view chunk) { out.append(chunk); });
+      },
+      kvdex::ParentDirectories::kMustExist);
+}
+
+using Run = void (*)(const Options&);
+
+// Declares the subcommands and their options, bound to `o`; returns each with its
+// function.
+std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o) {
+  auto add_store = [&](CLI::App* cmd) {
+    cmd->add_option("STORE", o.store_uri, "store URI")->required();
+  };
+  auto add_collection = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--collection", o.collection, "collection (default: data)");
+  };
+
+  CLI::App* put = app.add_subcommand("put", "store a JSON object under KEY");
+  add_store(put);
+  put->add_option("KEY", o.key, "key")->required();
+  put->add_option("JSON", o.json_arg, "a JSON object, or - to read it from stdin")->required();
+  add_collection(put);
+
+  CLI::App* get = app.add_subcommand("get", "print the value of KEY (nothing else)");
+  add_store(get);
+  get->add_option("KEY", o.key, "key")->required();
+  add_collection(get);
+  get->add_flag("--pretty", o.pretty_output, "indent the JSON");
+
+  CLI::App* del = app.add_subcommand("delete", "remove KEY (exit 1 if it was not there)");
+  add_store(del);
+  del->add_option("KEY", o.key, "key")->required();
+  add_collection(del);
+
+  CLI::App* keys = app.add_subcommand("keys", "list the keys of a collection, one per line");
+  add_store(keys);
+  add_collection(keys);
+
+  CLI::App* dump = app.add_subcommand("dump", "print a collection as one JSON object");
+  add_store(dump);
+  add_collection(dump);
+  dump->add_flag("--all", o.all_collections, "every collection: {collection: {key: value}}");
+  dump->add_flag("--pretty", o.pretty_output, "indent the JSON");
+
+  CLI::App* colls = app.add_subcommand("collections", "list collections with their key counts");
+  add_store(colls);
+
+  CLI::App* stats = app.add_subcommand("stats", "count collections, keys and bytes");
+  add_store(stats);
+
+  CLI::App* copy = app.add_subcommand("copy", "copy collections from SRC to DST in batches");
+  copy->add_option("SRC", o.store_uri, "source store URI")->required();
+  copy->add_option("DST", o.destination_uri, "destination store URI")->required();
+  copy->add_option("-c,--collection", o.collections, "copy only these collections (repeatable)");
+  copy->add_option("--batch-size", o.batch_size, "pairs per write batch (default 1000)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* import = app.add_subcommand("import", "load JSON Lines records into STORE");
+  add_store(import);
+  import
+      ->add_option("FILE", o.file,
+                   "JSON Lines file ({\"collection\", \"key\", \"value\"} per line), or -")
+      ->required();
+  import->add_option("--batch-size", o.batch_size, "records per write batch (default 1000)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* exp = app.add_subcommand("export", "write STORE as JSON Lines, streaming");
+  add_store(exp);
+  exp->add_option("FILE", o.file, "output file, or - for stdout")->required();
+  exp->add_option("-c,--collection", o.collections, "export only these collections (repeatable)");
+
+  return {
+      {put, run_put},       {get, run_get},           {del, run_delete},  {keys, run_keys},
+      {dump, run_dump},     {colls, run_collections}, {stats, run_stats}, {copy, run_copy},
+      {import, run_import}, {exp, run_export},
+  };
 }
 
 }  // namespace
@@ -313,73 +579,8 @@ int main(int argc, char** argv) {
   app.footer(kExitCodesHelp);
   app.require_subcommand(1);
   app.fallthrough();
-
-  std::string store_uri, key, json_arg, collection = std::string(kvdex::kDefaultCollection);
-  std::string destination_uri, file;
-  std::vector<std::string> collections;
-  bool pretty_output = false, all_collections = false;
-  int batch_size = 1000;
-
-  auto add_store = [&](CLI::App* cmd) {
-    cmd->add_option("STORE", store_uri, "store URI")->required();
-  };
-  auto add_collection = [&](CLI::App* cmd) {
-    cmd->add_option("-c,--collection", collection, "collection (default: data)");
-  };
-
-  CLI::App* put = app.add_subcommand("put", "store a JSON object under KEY");
-  add_store(put);
-  put->add_option("KEY", key, "key")->required();
-  put->add_option("JSON", json_arg, "a JSON object, or - to read it from stdin")->required();
-  add_collection(put);
-
-  CLI::App* get = app.add_subcommand("get", "print the value of KEY (nothing else)");
-  add_store(get);
-  get->add_option("KEY", key, "key")->required();
-  add_collection(get);
-  get->add_flag("--pretty", pretty_output, "indent the JSON");
-
-  CLI::App* del = app.add_subcommand("delete", "remove KEY (exit 1 if it was not there)");
-  add_store(del);
-  del->add_option("KEY", key, "key")->required();
-  add_collection(del);
-
-  CLI::App* keys = app.add_subcommand("keys", "list the keys of a collection, one per line");
-  add_store(keys);
-  add_collection(keys);
-
-  CLI::App* dump = app.add_subcommand("dump", "print a collection as one JSON object");
-  add_store(dump);
-  add_collection(dump);
-  dump->add_flag("--all", all_collections, "every collection: {collection: {key: value}}");
-  dump->add_flag("--pretty", pretty_output, "indent the JSON");
-
-  CLI::App* colls = app.add_subcommand("collections", "list collections with their key counts");
-  add_store(colls);
-
-  CLI::App* stats = app.add_subcommand("stats", "count collections, keys and bytes");
-  add_store(stats);
-
-  CLI::App* copy = app.add_subcommand("copy", "copy collections from SRC to DST in batches");
-  copy->add_option("SRC", store_uri, "source store URI")->required();
-  copy->add_option("DST", destination_uri, "destination store URI")->required();
-  copy->add_option("-c,--collection", collections, "copy only these collections (repeatable)");
-  copy->add_option("--batch-size", batch_size, "pairs per write batch (default 1000)")
-      ->check(CLI::PositiveNumber);
-
-  CLI::App* import = app.add_subcommand("import", "load JSON Lines records into STORE");
-  add_store(import);
-  import
-      ->add_option("FILE", file,
-                   "JSON Lines file ({\"collection\", \"key\", \"value\"} per line), or -")
-      ->required();
-  import->add_option("--batch-size", batch_size, "records per write batch (default 1000)")
-      ->check(CLI::PositiveNumber);
-
-  CLI::App* exp = app.add_subcommand("export", "write STORE as JSON Lines, streaming");
-  add_store(exp);
-  exp->add_option("FILE", file, "output file, or - for stdout")->required();
-  exp->add_option("-c,--collection", collections, "export only these collections (repeatable)");
+  Options options;
+  const std::vector<std::pair<CLI::App*, Run>> subcommands = add_subcommands(app, options);
 
   try {
     app.parse(argc, argv);
@@ -395,211 +596,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*put) {
-      const std::string text = json_arg == "-" ? read_all(std::cin) : json_arg;
-      EncodedValue value = [&] {
-        try {
-          return EncodedValue::parse(text);
-        } catch (const Error& e) {
-          throw Error(e.code(), "value for key " + quote(key) + ": " + e.what());
-        }
-      }();
-      auto store = open_store(store_uri, true);
-      store->put_encoded(key, std::move(value), collection);
-      store->flush();
-    } else if (*get) {
-      auto store = open_store(store_uri, false);
-      std::optional<EncodedValue> value = store->get_encoded(key, collection);
-      if (!value)
-        throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) +
-                      " of " + store_uri};
-      const std::string out = pretty_output ? pretty(value->text()) : std::string(value->text());
-      std::fwrite(out.data(), 1, out.size(), stdout);
-      std::fputc('\n', stdout);
-    } else if (*del) {
-      auto store = open_store(store_uri, true);
-      if (!store->remove(key, collection)) {
-        throw Missing{"key " + quote(key) + " not found in collection " + quote(collection) +
-                      " of " + store_uri};
-      }
-      store->flush();
-    } else if (*keys) {
-      auto store = open_store(store_uri, false);
-      if (!has_collection(*store, collection))
-        throw Missing{"no collection " + quote(collection) + " in " + store_uri};
-      store->scan(collection, [](std::string_view k, std::string_view) {
-        std::fwrite(k.data(), 1, k.size(), stdout);
-        std::fputc('\n', stdout);
-      });
-    } else if (*dump) {
-      auto store = open_store(store_uri, false);
-      std::string out;
-      if (all_collections) {
-        kvdex::StoreSnapshot snapshot;
-        for (const std::string& name : store->collections()) {
-          snapshot.emplace_back(name, store->get_all_encoded(name));
-        }
-        kvdex::write_persist_json(snapshot, [&](std::string_view chunk) { out.append(chunk); });
-      } else {
-        if (!has_collection(*store, collection))
-          throw Missing{"no collection " + quote(collection) + " in " + store_uri};
-        out.push_back('{');
-        bool first = true;
-        store->scan(collection, [&](std::string_view k, std::string_view text) {
-          if (!first) out.append(", ");
-          first = false;
-          kvdex::detail::append_json_string(out, k);
-          out.append(": ");
-          out.append(text);
-        });
-        out.push_back('}');
-      }
-      if (pretty_output) out = pretty(out);
-      out.push_back('\n');
-      std::fwrite(out.data(), 1, out.size(), stdout);
-    } else if (*colls) {
-      auto store = open_store(store_uri, false);
-      for (const std::string& name : store->collections()) {
-        std::printf("%s\t%llu\n", name.c_str(),
-                    static_cast<unsigned long long>(store->count(name)));
-      }
-    } else if (*stats) {
-      auto store = open_store(store_uri, false);
-      std::uint64_t total_keys = 0, total_bytes = 0;
-      const auto names = store->collections();
-      for (const std::string& name : names) {
-        std::uint64_t n = 0, bytes = 0;
-        store->scan(name, [&](std::string_view k, std::string_view text) {
-          ++n;
-          bytes += k.size() + text.size();
-        });
-        std::printf("collection %s: %llu keys, %llu bytes\n", quote(name).c_str(),
-                    static_cast<unsigned long long>(n), static_cast<unsigned long long>(bytes));
-        total_keys += n;
-        total_bytes += bytes;
-      }
-      std::printf("total: %zu collections, %llu keys, %llu bytes (keys + JSON text)\n",
-                  names.size(), static_cast<unsigned long long>(total_keys),
-                  static_cast<unsigned long long>(total_bytes));
-    } else if (*copy) {
-      if (kvdex::parse_store_uri(store_uri).rest == kvdex::parse_store_uri(destination_uri).rest &&
-          kvdex::parse_store_uri(store_uri).scheme ==
-              kvdex::parse_store_uri(destination_uri).scheme &&
-          kvdex::parse_store_uri(store_uri).scheme != "memory") {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "copy: SRC and DST are the same store (" + store_uri + ")");
-      }
-      auto source = open_store(store_uri, false);
-      auto destination = open_store(destination_uri, true);
-      std::vector<std::string> names = collections.empty() ? source->collections() : collections;
-      std::uint64_t total = 0;
-      for (const std::string& name : names) {
-        if (!collections.empty() && !has_collection(*source, name)) {
-          throw Missing{"no collection " + quote(name) + " in " + store_uri};
-        }
-        total += source->count(name);
-      }
-      Progress progress("copy", total, "keys");
-      for (const std::string& name : names)
-        copy_collection(*source, *destination, name, batch_size, progress);
-      progress.finish();
-      destination->flush();
-    } else if (*import) {
-      std::ifstream file_in;
-      std::istream* in = &std::cin;
-      std::uint64_t total_bytes = 0;
-      if (file != "-") {
-        file_in.open(file, std::ios::binary);
-        if (!file_in) kvdex::throw_errno(errno, "cannot open", file);
-        file_in.seekg(0, std::ios::end);
-        total_bytes = static_cast<std::uint64_t>(file_in.tellg());
-        file_in.seekg(0);
-        in = &file_in;
-      }
-      auto store = open_store(store_uri, true);
-      Progress progress("import", total_bytes, "B");
-      kvdex::WriteBatch batch;
-      std::string line;
-      std::size_t line_number = 0;
-      std::uint64_t records = 0;
-      auto flush = [&] {
-        if (batch.empty()) return;
-        store->write(batch);
-        batch.clear();
-      };
-      while (std::getline(*in, line)) {
-        ++line_number;
-        progress.add(line.size() + 1);
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        Record record = parse_record(line, line_number, file == "-" ? "<stdin>" : file);
-        batch.put(record.collection, std::move(record.key), std::move(record.value));
-        ++records;
-        if (batch.size() >= static_cast<std::size_t>(batch_size)) flush();
-      }
-      flush();
-      progress.finish();
-      store->flush();
-      std::fprintf(stderr, "imported %llu records\n", static_cast<unsigned long long>(records));
-    } else if (*exp) {
-      auto store = open_store(store_uri, false);
-      std::vector<std::string> names = collections.empty() ? store->collections() : collections;
-      std::uint64_t total = 0;
-      for (const std::string& name : names) {
-        if (!collections.empty() && !has_collection(*store, name)) {
-          throw Missing{"no collection " + quote(name) + " in " + store_uri};
-        }
-        total += store->count(name);
-      }
-      std::FILE* out = stdout;
-      std::string temp;
-      // Written beside the target and renamed at the end, so a failed export never
-      // leaves a partial file under the requested name.
-      struct TempGuard {
-        std::string* path;
-        std::FILE** file;
-        ~TempGuard() {
-          if (!path->empty()) {
-            if (*file != stdout) std::fclose(*file);
-            std::remove(path->c_str());
-          }
-        }
-      } guard{&temp, &out};
-      if (file != "-") {
-        temp = file + ".tmp-" + std::to_string(::getpid());
-        out = std::fopen(temp.c_str(), "wb");
-        if (out == nullptr) {
-          temp.clear();
-          kvdex::throw_errno(errno, "cannot create", file);
-        }
-      }
-      Progress progress("export", total, "keys");
-      std::string buffer;
-      for (const std::string& name : names) {
-        store->scan(name, [&](std::string_view k, std::string_view text) {
-          buffer.clear();
-          buffer.append("{\"collection\": ");
-          kvdex::detail::append_json_string(buffer, name);
-          buffer.append(", \"key\": ");
-          kvdex::detail::append_json_string(buffer, k);
-          buffer.append(", \"value\": ");
-          buffer.append(text);
-          buffer.append("}\n");
-          if (std::fwrite(buffer.data(), 1, buffer.size(), out) != buffer.size()) {
-            kvdex::throw_errno(errno, "cannot write", file);
-          }
-          progress.add(1);
-        });
-      }
-      progress.finish();
-      if (out != stdout) {
-        if (std::fflush(out) != 0 || ::fsync(fileno(out)) != 0)
-          kvdex::throw_errno(errno, "cannot write", file);
-        std::fclose(out);
-        out = stdout;
-        if (std::rename(temp.c_str(), file.c_str()) != 0)
-          kvdex::throw_errno(errno, "cannot rename to", file);
-        temp.clear();
-      }
+    for (const auto& [command, run] : subcommands) {
+      if (*command) run(options);
     }
   } catch (const Missing& m) {
     std::cerr << "kvdex: " << m.message << "\n";

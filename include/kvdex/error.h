@@ -8,6 +8,7 @@
 #ifndef KVDEX_ERROR_H_
 #define KVDEX_ERROR_H_
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -85,6 +86,15 @@ ErrorCode error_code_for_errno(int errnum) noexcept;
 // Throws Error(error_code_for_errno(errnum), "<what> '<path>': <strerror(errnum)>"),
 // so callers can tell a missing file or a full disk from a failing one.
 [[noreturn]] void throw_errno(int errnum, std::string_view what, std::string_view path);
+
+// Keys and collection names may be megabytes long: error messages show their start.
+inline constexpr std::size_t kMaxShownBytes = 120;
+
+// `text` as an error message shows it: unchanged up to kMaxShownBytes bytes, else
+// its first kMaxShownBytes bytes (fewer, so as not to cut a UTF-8 character in two)
+// followed by "...(N bytes)", N the full size. The one shortening every kvdex
+// message uses.
+std::string shorten_for_message(std::string_view text);
 
 }  // namespace kvdex
 

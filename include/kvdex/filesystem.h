@@ -71,12 +71,30 @@ FileSystem& local_filesystem();
 // contents (not counted in size()), as simdjson requires.
 std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t padding = 0);
 
+// A whole file's bytes, shared: `data` holds `size` bytes and then the padding.
+struct FileBytes {
+  std::shared_ptr<char[]> data;
+  std::size_t size = 0;
+};
+
+// As read_whole_file, into memory that is not zero-filled first (for a large file
+// that costs about a third as much as the read itself); only the `padding` bytes
+// after the contents are zeroed. Same errors as read_whole_file.
+FileBytes read_whole_file_shared(FileSystem& fs, const std::string& path, std::size_t padding = 0);
+
+// Whether write_file_atomically creates the target's missing parent directories
+// (kCreate) or fails with Error(kNotFound) naming the target when its directory is
+// missing (kMustExist, as a plain open(O_CREAT) would).
+enum class ParentDirectories { kCreate, kMustExist };
+
 // Atomic replace: temp file in the same directory, write, fsync, close, rename,
-// fsync the directory; parent directories are created first. If anything fails the
-// temporary file is removed (best effort), the target is untouched and the error is
-// rethrown.
+// fsync the directory; parent directories are created first unless `parents` is
+// kMustExist. If anything fails the temporary file is removed (best effort), the
+// target is untouched and the error is rethrown, its message prefixed with
+// "cannot write '<path>': ".
 void write_file_atomically(FileSystem& fs, const std::string& path,
-                           const std::function<void(WritableFile&)>& write_contents);
+                           const std::function<void(WritableFile&)>& write_contents,
+                           ParentDirectories parents = ParentDirectories::kCreate);
 
 // The directory part of a path ("" for a bare file name), as os.path.dirname.
 std::string parent_directory(const std::string& path);

@@ -7,6 +7,7 @@
 #include "kvdex/future.h"
 #include "kvdex/in_memory.h"
 #include "kvdex/insertion_ordered_map.h"
+#include "kvdex/json.h"
 #include "kvdex/json_file_store.h"
 #include "kvdex/kvstore.h"
 #include "kvdex/lmdb_kvstore.h"  // declared always; defined when built with KVDEX_WITH_LMDB

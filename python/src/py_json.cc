@@ -11,12 +11,8 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
-#include "core/json_codec.h"
 #include "kvdex/error.h"
+#include "kvdex/json.h"
 
 namespace nb = nanobind;
 
@@ -25,7 +21,7 @@ namespace {
 
 [[noreturn]] void throw_python_error() { throw nb::python_error(); }
 
-using detail::append_u_escape;
+using json::append_u_escape;
 
 // json.dumps' ensure_ascii escaping of one code point.
 inline void append_escaped(std::string& out, Py_UCS4 c) {
@@ -80,8 +76,8 @@ void append_py_string(std::string& out, PyObject* s) {
   const Py_ssize_t n = PyUnicode_GET_LENGTH(s);
   if (PyUnicode_IS_ASCII(s)) {
     // The ASCII bytes are the UTF-8 bytes: kvdex's escaper (8 bytes at a time).
-    detail::append_json_string(out, std::string_view(static_cast<const char*>(PyUnicode_DATA(s)),
-                                                     static_cast<std::size_t>(n)));
+    json::append_quoted(out, std::string_view(static_cast<const char*>(PyUnicode_DATA(s)),
+                                              static_cast<std::size_t>(n)));
     return;
   }
   out.reserve(out.size() + static_cast<std::size_t>(n) * 2 + 2);
@@ -174,7 +170,7 @@ class Encoder {
     } else if (PyLong_Check(obj)) {
       append_py_int(out_, obj);
     } else if (PyFloat_Check(obj)) {
-      detail::append_python_float(out_, PyFloat_AS_DOUBLE(obj));
+      json::append_float(out_, PyFloat_AS_DOUBLE(obj));
     } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
       list(obj);
     } else if (PyDict_Check(obj)) {
@@ -212,8 +208,8 @@ class Encoder {
       append_py_string(out, key);
     } else if (PyFloat_Check(key)) {
       std::string text;
-      detail::append_python_float(text, PyFloat_AS_DOUBLE(key));
-      detail::append_json_string(out, text);
+      json::append_float(text, PyFloat_AS_DOUBLE(key));
+      json::append_quoted(out, text);
     } else if (key == Py_True) {
       out.append("\"true\"");
     } else if (key == Py_False) {
@@ -520,9 +516,9 @@ StrCache& value_cache() {
 // decode_value runs the validating parser, which handles or reports it. So for every
 // input the result is the validating parser's.
 
-using detail::hex_value;
-using detail::is_digit;
-using detail::plain_ascii_run;
+using json::hex_value;
+using json::is_digit;
+using json::plain_ascii_run;
 
 // Walks a string literal's body that holds escapes, from `p` (just after the opening
 // quote) to its closing quote, feeding `sink` runs of plain bytes and decoded code
@@ -909,50 +905,28 @@ class FastDecoder {
     return str;
   }
 
-  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, or -Infinity.
+  // A number (json::scan_number's grammar), or -Infinity.
   PyObject* number() {
     const char* start = p_;
-    const char* q = p_;
-    if (q < end_ && *q == '-') {
-      ++q;
-      if (q < end_ && *q == 'I') {
-        if (!consume_word("-Infinity", 9)) return give_up();
-        return PyFloat_FromDouble(-std::numeric_limits<double>::infinity());
-      }
+    if (end_ - p_ >= 2 && p_[0] == '-' && p_[1] == 'I') {
+      if (!consume_word("-Infinity", 9)) return give_up();
+      return PyFloat_FromDouble(-std::numeric_limits<double>::infinity());
     }
-    const char* digits = q;
-    if (q >= end_ || !is_digit(*q)) return give_up();
-    if (*q == '0') {
-      ++q;
-    } else {
-      while (q < end_ && is_digit(*q)) ++q;
-    }
-    const char* digits_end = q;
-    bool is_float = false;
-    if (q < end_ && *q == '.') {
-      ++q;
-      if (q >= end_ || !is_digit(*q)) return give_up();
-      while (q < end_ && is_digit(*q)) ++q;
-      is_float = true;
-    }
-    if (q < end_ && (*q == 'e' || *q == 'E')) {
-      ++q;
-      if (q < end_ && (*q == '+' || *q == '-')) ++q;
-      if (q >= end_ || !is_digit(*q)) return give_up();
-      while (q < end_ && is_digit(*q)) ++q;
-      is_float = true;
-    }
-    p_ = q;
-    if (is_float) {
+    const json::NumberToken token = json::scan_number(start, end_);
+    if (token.end == start) return give_up();
+    p_ = token.end;
+    if (token.is_float) {
       return PyFloat_FromDouble(
-          detail::parse_python_float(std::string_view(start, static_cast<std::size_t>(q - start))));
+          json::parse_float(std::string_view(start, static_cast<std::size_t>(token.end - start))));
     }
-    if (digits_end - digits <= 18) {
+    const bool negative = *start == '-';
+    const char* digits = start + (negative ? 1 : 0);
+    if (token.end - digits <= 18) {
       long long v = 0;
-      for (const char* d = digits; d < digits_end; ++d) v = v * 10 + (*d - '0');
-      return PyLong_FromLongLong(digits == start ? v : -v);
+      for (const char* d = digits; d < token.end; ++d) v = v * 10 + (*d - '0');
+      return PyLong_FromLongLong(negative ? -v : v);
     }
-    const std::string text(start, static_cast<std::size_t>(q - start));
+    const std::string text(start, static_cast<std::size_t>(token.end - start));
     return PyLong_FromString(text.c_str(), nullptr, 10);
   }
 
@@ -979,8 +953,8 @@ class FastDecoder {
   bool gave_up_ = false;
 };
 
-// A JsonParser handler that builds Python objects.
-class Builder {
+// Builds Python objects from what the validating parser reports.
+class Builder final : public json::Handler {
  public:
   Builder() = default;
   Builder(const Builder&) = delete;
@@ -996,17 +970,17 @@ class Builder {
     return nb::steal(r);
   }
 
-  void start_object() { open(PyDict_New()); }
-  void start_array() { open(PyList_New(0)); }
-  void end_object() { stack_.pop_back(); }
-  void end_array() { stack_.pop_back(); }
-  void key(std::string_view k) {
+  void start_object() override { open(PyDict_New()); }
+  void start_array() override { open(PyList_New(0)); }
+  void end_object() override { stack_.pop_back(); }
+  void end_array() override { stack_.pop_back(); }
+  void key(std::string_view k) override {
     Py_XDECREF(pending_key_);
     pending_key_ = new_str(k);
     if (pending_key_ == nullptr) throw_python_error();
   }
-  void string(std::string_view s) { add(new_str(s)); }
-  void integer(std::string_view digits) {
+  void string(std::string_view s) override { add(new_str(s)); }
+  void integer(std::string_view digits) override {
     if (digits.size() <= 18) {
       long long v = 0;
       std::from_chars(digits.data(), digits.data() + digits.size(), v);
@@ -1016,13 +990,13 @@ class Builder {
       add(PyLong_FromString(text.c_str(), nullptr, 10));
     }
   }
-  void floating(double v) { add(PyFloat_FromDouble(v)); }
-  void boolean(bool b) {
+  void floating(double v) override { add(PyFloat_FromDouble(v)); }
+  void boolean(bool b) override {
     PyObject* v = b ? Py_True : Py_False;
     Py_INCREF(v);
     add(v);
   }
-  void null() {
+  void null() override {
     Py_INCREF(Py_None);
     add(Py_None);
   }
@@ -1074,18 +1048,21 @@ nb::object decode_value(std::string_view canonical_text) {
   if (PyObject* v = fast.decode()) return nb::steal(v);
   if (!fast.gave_up()) throw_python_error();
   // Not the canonical form FastDecoder reads: the validating parser decides.
-  detail::JsonParser parser(canonical_text);
+  const std::size_t first = canonical_text.find_first_not_of(" \t\n\r");
+  auto corrupt = [&](std::size_t offset, const std::string& reason) {
+    return Error(ErrorCode::kCorruption, "stored value is not valid JSON at " +
+                                             json::describe_offset(canonical_text, offset) + ": " +
+                                             reason);
+  };
+  if (first == std::string_view::npos || canonical_text[first] != '{') {
+    throw corrupt(first == std::string_view::npos ? canonical_text.size() : first,
+                  "not a JSON object");
+  }
   Builder builder;
   try {
-    parser.skip_whitespace();
-    if (parser.peek() != '{') parser.fail(parser.position(), "not a JSON object");
-    parser.parse_value(builder);
-    parser.skip_whitespace();
-    if (!parser.at_end()) parser.fail(parser.position(), "extra data");
-  } catch (const detail::JsonSyntaxError& e) {
-    throw Error(ErrorCode::kCorruption, "stored value is not valid JSON at " +
-                                            detail::describe_offset(canonical_text, e.offset) +
-                                            ": " + e.message);
+    json::parse(canonical_text, builder);
+  } catch (const json::SyntaxError& e) {
+    throw corrupt(e.offset(), e.reason());
   }
   return builder.take();
 }

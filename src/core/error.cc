@@ -45,4 +45,13 @@ void throw_errno(int errnum, std::string_view what, std::string_view path) {
               std::string(what) + " '" + std::string(path) + "': " + reason);
 }
 
+std::string shorten_for_message(std::string_view text) {
+  if (text.size() <= kMaxShownBytes) return std::string(text);
+  std::size_t shown = kMaxShownBytes;
+  // Back off continuation bytes (10xxxxxx) to the start of the character they belong to.
+  for (int back = 0; back < 3 && (static_cast<unsigned char>(text[shown]) & 0xC0) == 0x80; ++back)
+    --shown;
+  return std::string(text.substr(0, shown)) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
 }  // namespace kvdex

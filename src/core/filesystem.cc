@@ -169,15 +169,15 @@ std::string parent_directory(const std::string& path) {
   return path.substr(0, slash);
 }
 
-std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t padding) {
-  std::unique_ptr<ReadableFile> file = fs.open_readable(path);
-  const std::uint64_t size = file->size();
-  std::string out;
-  out.resize(static_cast<std::size_t>(size) + padding);
+namespace {
+
+// Reads exactly `size` bytes of `file` into `dest`: a file that shrank while read
+// is an error, not a short result.
+void read_exactly(ReadableFile& file, char* dest, std::size_t size, const std::string& path) {
   std::size_t have = 0;
   while (have < size) {
-    const std::size_t got = file->read(out.data() + have, static_cast<std::size_t>(size) - have);
-    if (got == 0) break;  // the file shrank while we read it
+    const std::size_t got = file.read(dest + have, size - have);
+    if (got == 0) break;
     have += got;
   }
   if (have != size) {
@@ -185,19 +185,40 @@ std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t
                 "file '" + path + "' changed size while being read (expected " +
                     std::to_string(size) + " bytes, got " + std::to_string(have) + ")");
   }
-  out.resize(have);  // keeps the capacity, so the zeroed padding stays allocated
+}
+
+}  // namespace
+
+std::string read_whole_file(FileSystem& fs, const std::string& path, std::size_t padding) {
+  std::unique_ptr<ReadableFile> file = fs.open_readable(path);
+  const auto size = static_cast<std::size_t>(file->size());
+  std::string out;
+  out.resize(size + padding);
+  read_exactly(*file, out.data(), size, path);
+  out.resize(size);  // keeps the capacity, so the zeroed padding stays allocated
   return out;
+}
+
+FileBytes read_whole_file_shared(FileSystem& fs, const std::string& path, std::size_t padding) {
+  std::unique_ptr<ReadableFile> file = fs.open_readable(path);
+  const auto size = static_cast<std::size_t>(file->size());
+  std::shared_ptr<char[]> bytes(std::make_unique_for_overwrite<char[]>(size + padding));
+  read_exactly(*file, bytes.get(), size, path);
+  std::memset(bytes.get() + size, 0, padding);
+  return FileBytes{std::move(bytes), size};
 }
 
 namespace {
 void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
-                                   const std::function<void(WritableFile&)>& write_contents);
+                                   const std::function<void(WritableFile&)>& write_contents,
+                                   ParentDirectories parents);
 }  // namespace
 
 void write_file_atomically(FileSystem& fs, const std::string& path,
-                           const std::function<void(WritableFile&)>& write_contents) {
+                           const std::function<void(WritableFile&)>& write_contents,
+                           ParentDirectories parents) {
   try {
-    write_file_atomically_unnamed(fs, path, write_contents);
+    write_file_atomically_unnamed(fs, path, write_contents, parents);
   } catch (const Error& e) {
     // Name the file the caller asked for, not only the temp file or directory.
     throw Error(e.code(), "cannot write '" + path + "': " + e.what());
@@ -206,10 +227,15 @@ void write_file_atomically(FileSystem& fs, const std::string& path,
 
 namespace {
 void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
-                                   const std::function<void(WritableFile&)>& write_contents) {
+                                   const std::function<void(WritableFile&)>& write_contents,
+                                   ParentDirectories parents) {
   static std::atomic<unsigned long> counter{0};
   const std::string dir = parent_directory(path);
-  fs.create_directories(dir);
+  if (parents == ParentDirectories::kCreate) {
+    fs.create_directories(dir);
+  } else if (!dir.empty() && !fs.exists(dir)) {
+    throw Error(ErrorCode::kNotFound, "no such directory '" + dir + "'");
+  }
   const std::string temp =
       path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   bool created = false;

@@ -9,28 +9,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "kvdex/error.h"
+#include "kvdex/kvstore.h"
 
 namespace kvdex::detail {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-}  // namespace
-
-void append_u_escape(std::string& out, unsigned unit) {
-  char buf[6] = {'\\',
-                 'u',
-                 kHex[(unit >> 12) & 0xf],
-                 kHex[(unit >> 8) & 0xf],
-                 kHex[(unit >> 4) & 0xf],
-                 kHex[unit & 0xf]};
-  out.append(buf, 6);
-}
-
-namespace {
 
 // Decodes one WTF-8 sequence starting at s[i] (a byte >= 0x80). Returns the code
 // point and advances i, or returns -1 for an invalid sequence.
@@ -97,6 +85,21 @@ constexpr auto kLowerHexValue = [] {
 
 }  // namespace
 
+}  // namespace kvdex::detail
+
+namespace kvdex::json {
+
+void append_u_escape(std::string& out, unsigned unit) {
+  using detail::kHex;
+  char buf[6] = {'\\',
+                 'u',
+                 kHex[(unit >> 12) & 0xf],
+                 kHex[(unit >> 8) & 0xf],
+                 kHex[(unit >> 4) & 0xf],
+                 kHex[unit & 0xf]};
+  out.append(buf, 6);
+}
+
 std::string describe_offset(std::string_view text, std::size_t offset) {
   offset = std::min(offset, text.size());
   std::size_t line = 1;
@@ -113,7 +116,7 @@ std::string describe_offset(std::string_view text, std::size_t offset) {
 
 // ---- Writing ------------------------------------------------------------------------
 
-void append_json_string(std::string& out, std::string_view s) {
+void append_quoted(std::string& out, std::string_view s) {
   out.push_back('"');
   const char* const begin = s.data();
   const char* const end = begin + s.size();
@@ -162,7 +165,7 @@ void append_json_string(std::string& out, std::string_view s) {
       continue;
     }
     const std::size_t at = i;
-    const long cp = decode_wtf8(s, i);
+    const long cp = detail::decode_wtf8(s, i);
     if (cp < 0) {
       throw Error(ErrorCode::kInvalidArgument,
                   "string is not valid UTF-8 at byte " + std::to_string(at) + " of the string");
@@ -178,7 +181,7 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void append_python_float(std::string& out, double value) {
+void append_float(std::string& out, double value) {
   if (std::isnan(value)) {
     out.append("NaN");
     return;
@@ -232,6 +235,66 @@ void append_python_float(std::string& out, double value) {
     out.push_back('.');
     out.append(digits, static_cast<std::size_t>(decpt), std::string::npos);
   }
+}
+
+std::string quote(std::string_view s) {
+  std::string out;
+  append_quoted(out, s);
+  return out;
+}
+
+double parse_float(std::string_view number) {
+  double value = 0;
+  const auto result = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (result.ec == std::errc() && result.ptr == number.data() + number.size()) return value;
+  // Overflow, underflow or a subnormal: strtod in the C locale gives what Python's
+  // float() gives (±inf, ±0.0, the subnormal).
+  static locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+  const std::string copy(number);
+  return strtod_l(copy.c_str(), nullptr, c_locale);
+}
+
+std::string quote_for_message(std::string_view text) {
+  std::string shown = shorten_for_message(text);
+  std::string suffix;
+  if (text.size() > kMaxShownBytes) {
+    suffix = "...(" + std::to_string(text.size()) + " bytes)";
+    shown.resize(shown.size() - suffix.size());
+  }
+  std::string out;
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < shown.size()) {
+    // A message about bad bytes must not fail on them: each invalid one is U+FFFD.
+    std::size_t next = i;
+    if (static_cast<unsigned char>(shown[i]) < 0x80) {
+      ++next;
+    } else if (detail::decode_wtf8(shown, next) < 0) {
+      append_u_escape(out, 0xFFFD);
+      ++i;
+      continue;
+    }
+    std::string literal;
+    append_quoted(literal, std::string_view(shown).substr(i, next - i));
+    out.append(literal, 1, literal.size() - 2);
+    i = next;
+  }
+  out.push_back('"');
+  out.append(suffix);
+  return out;
+}
+
+SyntaxError::SyntaxError(std::string_view text, std::size_t offset, std::string reason)
+    : Error(ErrorCode::kInvalidArgument, reason + " at " + describe_offset(text, offset)),
+      offset_(offset),
+      reason_(std::move(reason)) {}
+
+}  // namespace kvdex::json
+
+namespace kvdex::detail {
+
+void throw_syntax_error(std::string_view text, const JsonSyntaxError& error) {
+  throw json::SyntaxError(text, error.offset, error.message);
 }
 
 void append_python_json(std::string& out, const Value& value) {
@@ -296,16 +359,20 @@ void JsonParser::expect(char c, const char* what) {
 std::string_view JsonParser::parse_string(std::string& scratch) {
   if (pos_ >= text_.size() || text_[pos_] != '"') fail(pos_, "expecting string");
   const std::size_t open = pos_;
+  const std::size_t close =
+      open + 1 + plain_ascii_run(text_.data() + open + 1, text_.data() + text_.size());
+  if (close < text_.size() && text_[close] == '"') {
+    pos_ = close + 1;
+    return text_.substr(open + 1, close - open - 1);
+  }
+  return parse_escaped_string(open, close, scratch);
+}
+
+std::string_view JsonParser::parse_escaped_string(std::size_t open, std::size_t i,
+                                                  std::string& scratch) {
   const char* const base = text_.data();
   const char* const end = base + text_.size();
-  std::size_t i = open + 1;
-  i += plain_ascii_run(base + i, end);
-  if (i < text_.size() && text_[i] == '"') {
-    pos_ = i + 1;
-    return text_.substr(open + 1, i - open - 1);
-  }
-  // Needs decoding, or holds non-ASCII bytes to validate.
-  scratch.assign(text_.data() + open + 1, i - open - 1);
+  scratch.assign(base + open + 1, i - open - 1);
   for (;;) {
     if (i >= text_.size()) fail(open, "unterminated string starting at " + std::to_string(open));
     const unsigned char c = static_cast<unsigned char>(text_[i]);
@@ -314,126 +381,79 @@ std::string_view JsonParser::parse_string(std::string& scratch) {
       return scratch;
     }
     if (c == '\\') {
-      if (i + 1 >= text_.size())
-        fail(open, "unterminated string starting at " + std::to_string(open));
-      const char e = text_[i + 1];
-      switch (e) {
-        case '"':
-          scratch.push_back('"');
-          i += 2;
-          continue;
-        case '\\':
-          scratch.push_back('\\');
-          i += 2;
-          continue;
-        case '/':
-          scratch.push_back('/');
-          i += 2;
-          continue;
-        case 'b':
-          scratch.push_back('\b');
-          i += 2;
-          continue;
-        case 'f':
-          scratch.push_back('\f');
-          i += 2;
-          continue;
-        case 'n':
-          scratch.push_back('\n');
-          i += 2;
-          continue;
-        case 'r':
-          scratch.push_back('\r');
-          i += 2;
-          continue;
-        case 't':
-          scratch.push_back('\t');
-          i += 2;
-          continue;
-        case 'u':
-          break;
-        default:
-          fail(i, "invalid \\escape");
-      }
-      auto read_unit = [&](std::size_t at) -> long {
-        if (at + 6 > text_.size()) return -1;
-        long unit = 0;
-        for (std::size_t k = at + 2; k < at + 6; ++k) {
-          const int h = hex_value(text_[k]);
-          if (h < 0) return -1;
-          unit = unit * 16 + h;
-        }
-        return unit;
-      };
-      const long unit = read_unit(i);
-      if (unit < 0) fail(i + 1, "invalid \\uXXXX escape");  // where Python points
-      i += 6;
-      if (unit >= 0xD800 && unit <= 0xDBFF && i + 1 < text_.size() && text_[i] == '\\' &&
-          text_[i + 1] == 'u') {
-        const long low = read_unit(i);
-        if (low >= 0xDC00 && low <= 0xDFFF) {
-          append_wtf8(scratch, 0x10000 + ((static_cast<unsigned long>(unit) - 0xD800) << 10) +
-                                   (static_cast<unsigned long>(low) - 0xDC00));
-          i += 6;
-          continue;
-        }
-      }
-      append_wtf8(scratch, static_cast<unsigned long>(unit));
-      continue;
-    }
-    if (c < 0x20) fail(i, "invalid control character");
-    if (c < 0x80) {
+      i = decode_escape(open, i, scratch);
+    } else if (c < 0x20) {
+      fail(i, "invalid control character");
+    } else if (c < 0x80) {
       const std::size_t run = std::max<std::size_t>(1, plain_ascii_run(base + i, end));
       scratch.append(base + i, run);
       i += run;
-      continue;
+    } else {
+      const std::size_t at = i;
+      if (decode_wtf8(text_, i) < 0) fail(at, "invalid UTF-8");
+      scratch.append(base + at, i - at);
     }
-    const std::size_t at = i;
-    if (decode_wtf8(text_, i) < 0) fail(at, "invalid UTF-8");
-    scratch.append(base + at, i - at);
   }
 }
 
-std::string_view JsonParser::scan_number(bool& is_float) {
-  const std::size_t start = pos_;
-  std::size_t i = pos_;
-  const auto at = [&](std::size_t k) { return k < text_.size() ? text_[k] : '\0'; };
-  if (at(i) == '-') ++i;
-  if (at(i) == '0') {
-    ++i;
-  } else if (at(i) >= '1' && at(i) <= '9') {
-    while (is_digit(at(i))) ++i;
-  } else {
-    fail(start, "expecting value");
+std::size_t JsonParser::decode_escape(std::size_t open, std::size_t i, std::string& scratch) {
+  if (i + 1 >= text_.size()) fail(open, "unterminated string starting at " + std::to_string(open));
+  switch (text_[i + 1]) {
+    case '"':
+      scratch.push_back('"');
+      return i + 2;
+    case '\\':
+      scratch.push_back('\\');
+      return i + 2;
+    case '/':
+      scratch.push_back('/');
+      return i + 2;
+    case 'b':
+      scratch.push_back('\b');
+      return i + 2;
+    case 'f':
+      scratch.push_back('\f');
+      return i + 2;
+    case 'n':
+      scratch.push_back('\n');
+      return i + 2;
+    case 'r':
+      scratch.push_back('\r');
+      return i + 2;
+    case 't':
+      scratch.push_back('\t');
+      return i + 2;
+    case 'u':
+      break;
+    default:
+      fail(i, "invalid \\escape");
   }
-  is_float = false;
-  if (at(i) == '.' && is_digit(at(i + 1))) {
-    is_float = true;
-    i += 1;
-    while (is_digit(at(i))) ++i;
-  }
-  if (at(i) == 'e' || at(i) == 'E') {
-    std::size_t j = i + 1;
-    if (at(j) == '+' || at(j) == '-') ++j;
-    if (is_digit(at(j))) {
-      is_float = true;
-      while (is_digit(at(j))) ++j;
-      i = j;
+  const long unit = read_u_escape(i);
+  if (unit < 0) fail(i + 1, "invalid \\uXXXX escape");  // where Python points
+  i += 6;
+  // A high surrogate followed by a low one is one character; any other is kept alone
+  // (json.loads keeps lone surrogates).
+  if (unit >= 0xD800 && unit <= 0xDBFF) {
+    const long low = read_u_escape(i);
+    if (low >= 0xDC00 && low <= 0xDFFF) {
+      append_wtf8(scratch, 0x10000 + ((static_cast<unsigned long>(unit) - 0xD800) << 10) +
+                               (static_cast<unsigned long>(low) - 0xDC00));
+      return i + 6;
     }
   }
-  pos_ = i;
-  return text_.substr(start, i - start);
+  append_wtf8(scratch, static_cast<unsigned long>(unit));
+  return i;
 }
 
-double parse_python_float(std::string_view text) {
-  double value = 0;
-  const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (result.ec == std::errc() && result.ptr == text.data() + text.size()) return value;
-  // Overflow, underflow or a subnormal: strtod in the C locale gives what Python's
-  // float() gives (±inf, ±0.0, the subnormal).
-  static locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
-  const std::string copy(text);
-  return strtod_l(copy.c_str(), nullptr, c_locale);
+long JsonParser::read_u_escape(std::size_t at) const {
+  if (at + 6 > text_.size() || text_[at] != '\\' || text_[at + 1] != 'u') return -1;
+  long unit = 0;
+  for (std::size_t k = at + 2; k < at + 6; ++k) {
+    const int h = hex_value(text_[k]);
+    if (h < 0) return -1;
+    unit = unit * 16 + h;
+  }
+  return unit;
 }
 
 // ---- Canonical check --------------------------------------------------------------
@@ -496,33 +516,12 @@ class CanonicalChecker {
   }
 
   bool number() {
-    const std::size_t start = pos_;
-    std::size_t i = pos_;
-    if (at(i) == '-') ++i;
-    if (at(i) == '0') {
-      ++i;
-    } else if (at(i) >= '1' && at(i) <= '9') {
-      while (is_digit(at(i))) ++i;
-    } else {
-      return false;
-    }
-    bool is_float = false;
-    if (at(i) == '.') {
-      if (!is_digit(at(i + 1))) return false;
-      is_float = true;
-      ++i;
-      while (is_digit(at(i))) ++i;
-    }
-    if (at(i) == 'e' || at(i) == 'E') {
-      is_float = true;
-      ++i;
-      if (at(i) == '+' || at(i) == '-') ++i;
-      if (!is_digit(at(i))) return false;
-      while (is_digit(at(i))) ++i;
-    }
-    const std::string_view number = text_.substr(start, i - start);
-    pos_ = i;
-    if (!is_float) return number != "-0";
+    const char* const begin = text_.data() + pos_;
+    const json::NumberToken token = json::scan_number(begin, text_.data() + text_.size());
+    if (token.end == begin) return false;
+    const std::string_view number(begin, static_cast<std::size_t>(token.end - begin));
+    pos_ += number.size();
+    if (!token.is_float) return number != "-0";
     scratch_.clear();
     append_python_float(scratch_, parse_python_float(number));
     return scratch_ == number;
@@ -831,7 +830,7 @@ class ValueBuilder {
     }
     throw Error(
         ErrorCode::kOutOfRange,
-        "integer " + std::string(digits.substr(0, 40)) + (digits.size() > 40 ? "..." : "") +
+        "integer " + shorten_for_message(digits) +
             " does not fit in 64 bits; read the value's text (get_encoded) to keep it exact");
   }
   void floating(double v) { place(Value(v)); }
@@ -883,3 +882,131 @@ Value decode_canonical(std::string_view text) {
 }
 
 }  // namespace kvdex::detail
+
+namespace kvdex::json {
+namespace {
+
+// Lets the codec's parser, a template over its handler, drive a virtual Handler.
+class HandlerAdapter {
+ public:
+  explicit HandlerAdapter(Handler& handler) : handler_(handler) {}
+  void start_object() { handler_.start_object(); }
+  void key(std::string_view k) { handler_.key(k); }
+  void end_object() { handler_.end_object(); }
+  void start_array() { handler_.start_array(); }
+  void end_array() { handler_.end_array(); }
+  void string(std::string_view s) { handler_.string(s); }
+  void integer(std::string_view digits) { handler_.integer(digits); }
+  void floating(double v) { handler_.floating(v); }
+  void boolean(bool b) { handler_.boolean(b); }
+  void null() { handler_.null(); }
+
+ private:
+  Handler& handler_;
+};
+
+}  // namespace
+
+void parse(std::string_view text, Handler& handler) {
+  detail::JsonParser parser(text);
+  HandlerAdapter adapter(handler);
+  try {
+    parser.parse_value(adapter);
+    parser.skip_whitespace();
+    if (!parser.at_end()) parser.fail(parser.position(), "extra data");
+  } catch (const detail::JsonSyntaxError& e) {
+    detail::throw_syntax_error(text, e);
+  }
+}
+
+std::string canonicalize(std::string_view text) {
+  try {
+    return detail::canonicalize_any(text);
+  } catch (const detail::JsonSyntaxError& e) {
+    detail::throw_syntax_error(text, e);
+  }
+}
+
+std::string canonicalize_object(std::string_view text) {
+  try {
+    return detail::canonicalize_object(text);
+  } catch (const detail::JsonSyntaxError& e) {
+    detail::throw_syntax_error(text, e);
+  }
+}
+
+bool is_canonical_object(std::string_view text) { return detail::is_canonical_object(text); }
+
+void append_record(std::string& out, std::string_view collection, std::string_view key,
+                   std::string_view value_text) {
+  out.append("{\"collection\": ");
+  append_quoted(out, collection);
+  out.append(", \"key\": ");
+  append_quoted(out, key);
+  out.append(", \"value\": ");
+  out.append(value_text);
+  out.append("}\n");
+}
+
+namespace {
+
+// The members of a record, read from its canonical text.
+class RecordReader {
+ public:
+  explicit RecordReader(std::string_view canonical) : canonical_(canonical), parser_(canonical) {}
+
+  Record read() {
+    parser_.expect('{', "expecting '{'");
+    if (parser_.peek() != '}') {
+      for (;;) {
+        read_member();
+        if (parser_.peek() != ',') break;
+        parser_.set_position(parser_.position() + 1);
+      }
+    }
+    if (!key_) throw Error(ErrorCode::kInvalidArgument, "missing \"key\"");
+    if (!value_) throw Error(ErrorCode::kInvalidArgument, "missing \"value\"");
+    return Record{collection_.value_or(std::string(kDefaultCollection)), std::move(*key_),
+                  std::move(*value_)};
+  }
+
+ private:
+  void read_member() {
+    const std::string field(parser_.parse_member_name(scratch_));
+    if (field == "collection" || field == "key") {
+      if (parser_.peek() != '"')
+        throw Error(ErrorCode::kInvalidArgument, "\"" + field + "\" must be a string");
+      (field == "collection" ? collection_ : key_) = std::string(parser_.parse_string(scratch_));
+      return;
+    }
+    parser_.skip_whitespace();
+    const std::size_t start = parser_.position();
+    detail::DiscardHandler skip;
+    parser_.parse_value(skip);
+    if (field != "value") return;
+    const std::string_view text = canonical_.substr(start, parser_.position() - start);
+    if (text.empty() || text[0] != '{')
+      throw Error(ErrorCode::kInvalidArgument, "\"value\" must be a JSON object");
+    value_ = EncodedValue::adopt_canonical(text, nullptr);
+  }
+
+  std::string_view canonical_;
+  detail::JsonParser parser_;
+  std::string scratch_;
+  std::optional<std::string> collection_;
+  std::optional<std::string> key_;
+  std::optional<EncodedValue> value_;
+};
+
+}  // namespace
+
+Record parse_record(std::string_view line) {
+  const std::string canonical = canonicalize_object(line);
+  try {
+    return RecordReader(canonical).read();
+  } catch (const detail::JsonSyntaxError& e) {
+    throw Error(ErrorCode::kInternal, "parse_record: canonical text did not parse: " + e.message);
+  }
+}
+
+}  // namespace kvdex::json

@@ -22,86 +22,17 @@
 #include <string_view>
 #include <vector>
 
+#include "kvdex/json.h"
 #include "kvdex/value.h"
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace kvdex::detail {
 
-// ---- Scanning (shared by the codec and the Python module's decoder) ---------------
-
-inline bool is_plain_ascii(unsigned char c) {
-  return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
-}
-
-#if defined(__SSE2__)
-// Lanes of the 16 bytes at p that are not plain ASCII, as a 16-bit mask. Signed
-// compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
-inline unsigned non_plain_mask(const char* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i special = _mm_or_si128(
-      _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))),
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-  return static_cast<unsigned>(_mm_movemask_epi8(special));
-}
-#endif
-
-// Length of the prefix of [p, end) made of bytes that json.dumps copies unchanged
-// (0x20..0x7e except '"' and '\\'), which is also what a string literal of canonical
-// text holds between escapes. This loop is most of a load's and of a Python get's CPU
-// time: the strings of LlamaIndex nodes are long runs of plain text. SSE2 is part of
-// x86-64, so it needs no runtime dispatch; elsewhere eight bytes at a time. 16 bytes
-// first (most keys and short values end there), then 32 at a time.
-inline std::size_t plain_ascii_run(const char* p, const char* end) {
-  const char* start = p;
-#if defined(__SSE2__)
-  auto found = [&](const char* at, unsigned mask) {
-    return static_cast<std::size_t>(at - start) + static_cast<std::size_t>(__builtin_ctz(mask));
-  };
-  if (end - p >= 16) {
-    if (const unsigned m = non_plain_mask(p)) return found(p, m);
-    p += 16;
-    while (end - p >= 32) {
-      if (const unsigned m = non_plain_mask(p) | non_plain_mask(p + 16) << 16) return found(p, m);
-      p += 32;
-    }
-    if (end - p >= 16) {
-      if (const unsigned m = non_plain_mask(p)) return found(p, m);
-      p += 16;
-    }
-  }
-#else
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  while (end - p >= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    // A byte is special if < 0x20, >= 0x7f, '"' or '\\'.
-    const std::uint64_t below_space = (word - kOnes * 0x20) & ~word;
-    const std::uint64_t at_or_above_del = (word + kOnes * 0x01) | word;  // high bit if >= 0x7f
-    const std::uint64_t quote = word ^ (kOnes * '"');
-    const std::uint64_t backslash = word ^ (kOnes * '\\');
-    const std::uint64_t is_quote = (quote - kOnes) & ~quote;
-    const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
-    if (((below_space | at_or_above_del | is_quote | is_backslash) & kHighs) != 0) break;
-    p += 8;
-  }
-#endif
-  while (p < end && is_plain_ascii(static_cast<unsigned char>(*p))) ++p;
-  return static_cast<std::size_t>(p - start);
-}
-
-// The value of a hex digit, or -1.
-inline int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+// The scanning building blocks are public (kvdex/json.h); the codec uses them
+// under their old names.
+using json::hex_value;
+using json::is_digit;
+using json::is_plain_ascii;
+using json::plain_ascii_run;
 
 // Nesting deeper than this is rejected. CPython's own json stops near 1,000 levels
 // (its recursion limit), so nothing Python writes is refused.
@@ -113,20 +44,19 @@ struct JsonSyntaxError {
   std::string message;
 };
 
-// "byte 17 (line 2, column 5)"
-std::string describe_offset(std::string_view text, std::size_t offset);
+using json::describe_offset;
+
+// The SyntaxError a public function throws for an internal JsonSyntaxError.
+[[noreturn]] void throw_syntax_error(std::string_view text, const JsonSyntaxError& error);
 
 // ---- Writing ------------------------------------------------------------------------
 
-// Appends `s` (WTF-8) as a JSON string literal with ensure_ascii escaping.
-// Throws Error(kInvalidArgument) if `s` is not WTF-8.
-void append_json_string(std::string& out, std::string_view s);
-
-// Appends "\uXXXX" (lowercase hex) for a UTF-16 code unit, as json.dumps writes it.
-void append_u_escape(std::string& out, unsigned unit);
-
-// Appends a double as Python's float.__repr__ (json.dumps' float format).
-void append_python_float(std::string& out, double value);
+// The writers are public (kvdex/json.h); these are their names inside the codec.
+inline void append_json_string(std::string& out, std::string_view s) {
+  json::append_quoted(out, s);
+}
+using json::append_u_escape;
+inline void append_python_float(std::string& out, double value) { json::append_float(out, value); }
 
 // Appends any Value as json.dumps would.
 void append_python_json(std::string& out, const Value& value);
@@ -166,6 +96,14 @@ class JsonParser {
   // points into the text when it needs no decoding, else into `scratch`.
   std::string_view parse_string(std::string& scratch);
 
+  // Parses `"name":` (after whitespace) and returns the name, as parse_string.
+  std::string_view parse_member_name(std::string& scratch) {
+    if (peek() != '"') fail(pos_, "expecting property name enclosed in double quotes");
+    const std::string_view name = parse_string(scratch);
+    expect(':', "expecting ':' delimiter");
+    return name;
+  }
+
   // Parses one value (after whitespace), reporting it to `handler`.
   template <class Handler>
   void parse_value(Handler& handler);
@@ -177,8 +115,13 @@ class JsonParser {
  private:
   template <class Handler>
   void parse_scalar(Handler& handler);
-  // Validates a number at pos_ and returns its text; sets is_float.
-  std::string_view scan_number(bool& is_float);
+  // A private helper of parse_string: the literal opened at `open` from `i` on,
+  // where it needs decoding or holds non-ASCII bytes to validate.
+  std::string_view parse_escaped_string(std::size_t open, std::size_t i, std::string& scratch);
+  // Decodes the escape at text_[i] == '\\' into scratch; returns the index after it.
+  std::size_t decode_escape(std::size_t open, std::size_t i, std::string& scratch);
+  // The UTF-16 unit of the "\\uXXXX" at `at`, or -1 if it is not one.
+  long read_u_escape(std::size_t at) const;
 
   std::string_view text_;
   std::size_t pos_ = 0;
@@ -201,7 +144,7 @@ struct DiscardHandler {
   void null() {}
 };
 
-double parse_python_float(std::string_view text);
+inline double parse_python_float(std::string_view text) { return json::parse_float(text); }
 
 // Is `text` exactly what json.dumps writes for some JSON object? (No surrounding
 // whitespace.) A true answer also means the text is valid.
@@ -244,9 +187,7 @@ void JsonParser::parse_value(Handler& handler) {
         ++pos_;
         handler.end_object();
       } else {
-        if (peek() != '"') fail(pos_, "expecting property name enclosed in double quotes");
-        handler.key(parse_string(scratch_));
-        expect(':', "expecting ':' delimiter");
+        handler.key(parse_member_name(scratch_));
         stack.push_back('{');
         continue;
       }
@@ -271,9 +212,7 @@ void JsonParser::parse_value(Handler& handler) {
       if (stack.back() == '{') {
         if (next == ',') {
           ++pos_;
-          if (peek() != '"') fail(pos_, "expecting property name enclosed in double quotes");
-          handler.key(parse_string(scratch_));
-          expect(':', "expecting ':' delimiter");
+          handler.key(parse_member_name(scratch_));
           break;
         }
         if (next == '}') {
@@ -333,12 +272,15 @@ void JsonParser::parse_scalar(Handler& handler) {
       [[fallthrough]];
     default:
       if (c == '-' || (c >= '0' && c <= '9')) {
-        bool is_float = false;
-        const std::string_view number = scan_number(is_float);
-        if (is_float) {
-          handler.floating(parse_python_float(number));
+        const char* const begin = text_.data() + pos_;
+        const json::NumberToken number = json::scan_number(begin, text_.data() + text_.size());
+        if (number.end == begin) fail(start, "expecting value");
+        const std::string_view digits(begin, static_cast<std::size_t>(number.end - begin));
+        pos_ += digits.size();
+        if (number.is_float) {
+          handler.floating(parse_python_float(digits));
         } else {
-          handler.integer(number);
+          handler.integer(digits);
         }
         return;
       }

@@ -17,11 +17,13 @@ using Collections = InsertionOrderedMap<std::unique_ptr<Mapping>>;
 
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 
-std::string quote_name(std::string_view s) {
-  std::string out;
-  detail::append_json_string(out, s.size() > 200 ? s.substr(0, 200) : s);
-  return out;
-}
+std::string quote_name(std::string_view s) { return json::quote_for_message(s); }
+
+// The bytes of a persist file, followed by at least SIMDJSON_PADDING readable bytes.
+struct PaddedText {
+  std::shared_ptr<const void> owner;  // keeps `text` alive; values loaded may share it
+  std::string_view text;
+};
 
 // The fast path. simdjson's stage 1 (SIMD, picked at run time for this CPU, UTF-8
 // validated) finds every structural character; we walk them to slice each value's
@@ -30,13 +32,116 @@ std::string quote_name(std::string_view s) {
 // the scalar fallback kernel; stage 1 through the implementation interface keeps
 // the runtime dispatch. See docs/design-notes.md.)
 //
-// Returns false whenever anything is unusual; the exact path then either accepts the
-// text as Python would or names the error precisely. Values that are already
-// canonical keep pointing into `buffer`.
-// The bytes of a persist file, followed by at least SIMDJSON_PADDING readable bytes.
-struct PaddedText {
-  std::shared_ptr<const void> owner;  // keeps `text` alive; values loaded may share it
-  std::string_view text;
+// load() returns false whenever anything is unusual; the exact path then either
+// accepts the text as Python would or names the error precisely. Values that are
+// already canonical keep pointing into the buffer.
+class StructuralLoader {
+ public:
+  StructuralLoader(const PaddedText& buffer, std::string_view json, const std::uint32_t* index,
+                   std::uint32_t count)
+      : buffer_(buffer), json_(json), index_(index), count_(count), key_parser_(json) {}
+
+  bool load(Collections& out) {
+    if (!consume('{')) return false;
+    if (!consume('}')) {
+      do {
+        std::string name;
+        if (!read_key(name) || !consume('{')) return false;
+        auto mapping = std::make_unique<Mapping>();
+        if (!load_collection(*mapping)) return false;
+        out.insert_or_assign(name, std::move(mapping));
+      } while (consume(','));
+      if (!consume('}')) return false;
+    }
+    return i_ == count_;  // nothing but whitespace after the top-level object
+  }
+
+ private:
+  char at(std::uint32_t k) const { return k < count_ ? json_[index_[k]] : '\0'; }
+
+  bool consume(char c) {
+    if (at(i_) != c) return false;
+    ++i_;
+    return true;
+  }
+
+  // `"key":` at the current structural.
+  bool read_key(std::string& key) {
+    key_parser_.set_position(index_[i_]);
+    try {
+      key.assign(key_parser_.parse_member_name(scratch_));
+    } catch (const detail::JsonSyntaxError&) {
+      return false;
+    }
+    ++i_;
+    return consume(':');
+  }
+
+  // The structural that closes the container whose contents start at structural
+  // `from` (count_ if none does), and how many commas it holds directly.
+  std::uint32_t find_close(std::uint32_t from, std::uint32_t& commas) const {
+    commas = 0;
+    int depth = 0;
+    for (std::uint32_t k = from; k < count_; ++k) {
+      const char c = json_[index_[k]];
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth < 0) return k;
+      } else if (c == ',' && depth == 0) {
+        ++commas;
+      }
+    }
+    return count_;
+  }
+
+  // The members of a collection, after its '{', through its '}'.
+  bool load_collection(Mapping& mapping) {
+    if (consume('}')) return true;
+    // Counting the entries first (one pass over the collection's structurals, about
+    // 1% of the load) lets the map be built at its final size: growing it re-places
+    // every entry at each doubling, a cache miss each on a large collection.
+    std::uint32_t commas = 0;
+    find_close(i_, commas);
+    mapping.reserve(std::size_t{commas} + 1);
+    std::string key;
+    do {
+      if (!read_key(key) || !load_value(key, mapping)) return false;
+    } while (consume(','));
+    return consume('}');
+  }
+
+  // One value, which must be an object: its text runs to the structural that closes
+  // its first brace.
+  bool load_value(const std::string& key, Mapping& mapping) {
+    if (at(i_) != '{') return false;
+    const std::uint32_t first = i_;
+    std::uint32_t commas = 0;
+    const std::uint32_t close = find_close(first + 1, commas);
+    if (close >= count_ || json_[index_[close]] != '}') return false;
+    const std::string_view raw = json_.substr(index_[first], index_[close] + 1 - index_[first]);
+    i_ = close + 1;
+    if (detail::is_canonical_object(raw)) {
+      mapping.insert_or_assign(key, EncodedValue::adopt_canonical(raw, buffer_.owner));
+      return true;
+    }
+    std::string canonical;
+    try {
+      canonical = detail::canonicalize_object(raw);
+    } catch (const detail::JsonSyntaxError&) {
+      return false;
+    }
+    mapping.insert_or_assign(key, EncodedValue::adopt_canonical(canonical, nullptr));
+    return true;
+  }
+
+  const PaddedText& buffer_;
+  std::string_view json_;
+  const std::uint32_t* index_;
+  std::uint32_t count_;
+  std::uint32_t i_ = 0;  // the next structural
+  detail::JsonParser key_parser_;
+  std::string scratch_;
 };
 
 bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections& out) {
@@ -51,107 +156,10 @@ bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data() + start);
   if (stage1->stage1(bytes, length, simdjson::stage1_mode::regular) != simdjson::SUCCESS)
     return false;
-  const std::uint32_t* index = stage1->structural_indexes.get();
-  const std::uint32_t count = stage1->n_structural_indexes;
   const std::string_view json(text.data() + start, length);
-
-  std::uint32_t i = 0;
-  auto at = [&](std::uint32_t k) -> char { return k < count ? json[index[k]] : '\0'; };
-  detail::JsonParser key_parser(json);
-  std::string scratch;
-  auto read_key = [&](std::string& key) -> bool {
-    if (at(i) != '"') return false;
-    key_parser.set_position(index[i]);
-    try {
-      key.assign(key_parser.parse_string(scratch));
-    } catch (const detail::JsonSyntaxError&) {
-      return false;
-    }
-    ++i;
-    if (at(i) != ':') return false;
-    ++i;
-    return true;
-  };
-
-  if (at(i) != '{') return false;
-  ++i;
-  std::string name;
-  std::string key;
-  if (at(i) == '}') {
-    ++i;
-  } else {
-    for (;;) {
-      if (!read_key(name) || at(i) != '{') return false;
-      ++i;
-      auto mapping = std::make_unique<Mapping>();
-      // Counting the entries first (one pass over the collection's structurals, about
-      // 1% of the load) lets the map be built at its final size: growing it re-places
-      // every entry at each doubling, a cache miss each on a large collection.
-      {
-        std::uint32_t entries = 0;
-        int depth = 0;
-        for (std::uint32_t k = i; k < count; ++k) {
-          const char c = json[index[k]];
-          if (c == '{' || c == '[') {
-            ++depth;
-          } else if (c == '}' || c == ']') {
-            if (--depth < 0) break;
-          } else if (c == ',' && depth == 0) {
-            ++entries;
-          }
-        }
-        if (at(i) != '}') mapping->reserve(std::size_t{entries} + 1);
-      }
-      if (at(i) == '}') {
-        ++i;
-      } else {
-        for (;;) {
-          if (!read_key(key) || at(i) != '{') return false;
-          // Skip the value: its end is the structural that closes its first brace.
-          const std::uint32_t first = i;
-          int depth = 0;
-          for (; i < count; ++i) {
-            const char c = json[index[i]];
-            if (c == '{' || c == '[') {
-              ++depth;
-            } else if (c == '}' || c == ']') {
-              if (--depth == 0) break;
-            }
-          }
-          if (i >= count || json[index[i]] != '}') return false;
-          const std::string_view raw = json.substr(index[first], index[i] + 1 - index[first]);
-          ++i;
-          if (detail::is_canonical_object(raw)) {
-            mapping->insert_or_assign(key, EncodedValue::adopt_canonical(raw, buffer.owner));
-          } else {
-            std::string canonical;
-            try {
-              canonical = detail::canonicalize_object(raw);
-            } catch (const detail::JsonSyntaxError&) {
-              return false;
-            }
-            mapping->insert_or_assign(key, EncodedValue::adopt_canonical(canonical, nullptr));
-          }
-          if (at(i) == ',') {
-            ++i;
-            continue;
-          }
-          if (at(i) != '}') return false;
-          ++i;
-          break;
-        }
-      }
-      out.insert_or_assign(name, std::move(mapping));
-      if (at(i) == ',') {
-        ++i;
-        continue;
-      }
-      if (at(i) != '}') return false;
-      ++i;
-      break;
-    }
-  }
-  return i == count;  // nothing but whitespace after the top-level object
+  return StructuralLoader(buffer, json, stage1->structural_indexes.get(),
+                          stage1->n_structural_indexes)
+      .load(out);
 }
 
 // The exact path: kvdex's own parser, with json.loads' acceptance and precise errors.
@@ -159,97 +167,125 @@ bool load_with_simdjson(const PaddedText& buffer, std::size_t start, Collections
 // duplicate key replaces an earlier one. So a collection or value that is not an
 // object is an error only if nothing later replaces it, and only once the whole file
 // has parsed.
-void load_exactly(std::string_view text, std::size_t start, std::string_view source,
-                  Collections& out) {
-  detail::JsonParser parser(text);
-  parser.set_position(start);
-  auto corrupt = [&](std::size_t at, const std::string& what) -> Error {
-    return Error(ErrorCode::kCorruption,
-                 std::string(source) + ": " + what + " at " + detail::describe_offset(text, at));
-  };
+class ExactLoader {
+ public:
+  ExactLoader(std::string_view text, std::size_t start, std::string_view source)
+      : text_(text), source_(source), parser_(text) {
+    parser_.set_position(start);
+  }
+
+  void load(Collections& out) {
+    try {
+      if (parser_.peek() != '{') {
+        if (parser_.at_end())
+          throw corrupt(parser_.position(), "expecting value (the file is empty)");
+        throw corrupt(parser_.position(), "expecting '{': a persist file holds one JSON object");
+      }
+      for_each_member([&](std::string name) { load_collection(std::move(name), out); });
+      parser_.skip_whitespace();
+      if (!parser_.at_end()) parser_.fail(parser_.position(), "extra data");
+    } catch (const detail::JsonSyntaxError& e) {
+      throw corrupt(e.offset, e.message);
+    }
+    throw_first_rejected();
+  }
+
+ private:
   struct Rejected {
     std::size_t offset;
     std::string message;
   };
-  // Not-an-object entries still standing, by collection name, then by key ("" entry
-  // of the outer map's value stands for the collection itself).
-  std::map<std::string, std::pair<std::optional<Rejected>, std::map<std::string, Rejected>>>
-      rejected;
-  std::string scratch;
-  auto read_key = [&]() {
-    if (parser.peek() != '"') {
-      parser.fail(parser.position(), "expecting property name enclosed in double quotes");
-    }
-    std::string key(parser.parse_string(scratch));
-    parser.expect(':', "expecting ':' delimiter");
-    return key;
+  // What still stands rejected in one collection: the collection itself, or values.
+  struct CollectionRejected {
+    std::optional<Rejected> collection;
+    std::map<std::string, Rejected> keys;
   };
-  // Calls `member` for each member of the object at the parser's position.
-  auto for_each_member = [&](const auto& member) {
-    parser.expect('{', "expecting '{'");
-    if (parser.peek() == '}') {
-      parser.set_position(parser.position() + 1);
+
+  Error corrupt(std::size_t at, const std::string& what) const {
+    return Error(ErrorCode::kCorruption,
+                 std::string(source_) + ": " + what + " at " + detail::describe_offset(text_, at));
+  }
+
+  // Calls `member(name)` for each member of the object at the parser's position,
+  // with the parser at the member's value.
+  template <class Member>
+  void for_each_member(const Member& member) {
+    parser_.expect('{', "expecting '{'");
+    if (parser_.peek() == '}') {
+      parser_.set_position(parser_.position() + 1);
       return;
     }
     for (;;) {
-      member(read_key());
-      const char next = parser.peek();
-      if (next == '}') {
-        parser.set_position(parser.position() + 1);
+      member(std::string(parser_.parse_member_name(scratch_)));
+      if (parser_.peek() == '}') {
+        parser_.set_position(parser_.position() + 1);
         return;
       }
-      parser.expect(',', "expecting ',' delimiter");
+      parser_.expect(',', "expecting ',' delimiter");
     }
-  };
-  try {
-    if (parser.peek() != '{') {
-      if (parser.at_end()) throw corrupt(parser.position(), "expecting value (the file is empty)");
-      throw corrupt(parser.position(), "expecting '{': a persist file holds one JSON object");
-    }
-    for_each_member([&](std::string name) {
-      auto& [collection_rejected, keys_rejected] = rejected[name];
-      if (parser.peek() != '{') {
-        const std::size_t at = parser.position();
-        detail::DiscardHandler discard;
-        parser.parse_value(discard);
-        collection_rejected =
-            Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
-        keys_rejected.clear();
-        out.insert_or_assign(name, std::make_unique<Mapping>());  // holds the first position
-        return;
-      }
-      collection_rejected.reset();
-      keys_rejected.clear();
-      auto mapping = std::make_unique<Mapping>();
-      for_each_member([&](std::string key) {
-        if (parser.peek() != '{') {
-          const std::size_t at = parser.position();
-          detail::DiscardHandler discard;
-          parser.parse_value(discard);
-          keys_rejected[key] = Rejected{at, "value of key " + quote_name(key) + " in collection " +
-                                                quote_name(name) + " is not a JSON object"};
-          mapping->insert_or_assign(key, EncodedValue());  // holds the first position
-          return;
-        }
-        keys_rejected.erase(key);
-        mapping->insert_or_assign(
-            key, EncodedValue::adopt_canonical(detail::parse_canonical_value(parser), nullptr));
-      });
-      out.insert_or_assign(name, std::move(mapping));
-    });
-    parser.skip_whitespace();
-    if (!parser.at_end()) parser.fail(parser.position(), "extra data");
-  } catch (const detail::JsonSyntaxError& e) {
-    throw corrupt(e.offset, e.message);
   }
-  const Rejected* first = nullptr;
-  for (const auto& [name, entry] : rejected) {
-    if (entry.first && (!first || entry.first->offset < first->offset)) first = &*entry.first;
-    for (const auto& [key, r] : entry.second) {
+
+  // Skips a value that is not an object and returns where it started.
+  std::size_t skip_value() {
+    const std::size_t at = parser_.position();
+    detail::DiscardHandler discard;
+    parser_.parse_value(discard);
+    return at;
+  }
+
+  void load_collection(std::string name, Collections& out) {
+    CollectionRejected& rejected = rejected_[name];
+    rejected.keys.clear();
+    if (parser_.peek() != '{') {
+      const std::size_t at = skip_value();
+      rejected.collection =
+          Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
+      out.insert_or_assign(name, std::make_unique<Mapping>());  // holds the first position
+      return;
+    }
+    rejected.collection.reset();
+    auto mapping = std::make_unique<Mapping>();
+    for_each_member([&](std::string key) { load_value(name, std::move(key), rejected, *mapping); });
+    out.insert_or_assign(name, std::move(mapping));
+  }
+
+  void load_value(const std::string& name, std::string key, CollectionRejected& rejected,
+                  Mapping& mapping) {
+    if (parser_.peek() != '{') {
+      const std::size_t at = skip_value();
+      rejected.keys[key] = Rejected{at, "value of key " + quote_name(key) + " in collection " +
+                                            quote_name(name) + " is not a JSON object"};
+      mapping.insert_or_assign(key, EncodedValue());  // holds the first position
+      return;
+    }
+    rejected.keys.erase(key);
+    mapping.insert_or_assign(
+        key, EncodedValue::adopt_canonical(detail::parse_canonical_value(parser_), nullptr));
+  }
+
+  // The rejection earliest in the file, if any still stands.
+  void throw_first_rejected() const {
+    const Rejected* first = nullptr;
+    auto consider = [&](const Rejected& r) {
       if (!first || r.offset < first->offset) first = &r;
+    };
+    for (const auto& [name, rejected] : rejected_) {
+      if (rejected.collection) consider(*rejected.collection);
+      for (const auto& [key, r] : rejected.keys) consider(r);
     }
+    if (first) throw corrupt(first->offset, first->message);
   }
-  if (first) throw corrupt(first->offset, first->message);
+
+  std::string_view text_;
+  std::string_view source_;
+  detail::JsonParser parser_;
+  std::string scratch_;
+  std::map<std::string, CollectionRejected> rejected_;
+};
+
+void load_exactly(std::string_view text, std::size_t start, std::string_view source,
+                  Collections& out) {
+  ExactLoader(text, start, source).load(out);
 }
 
 class LoadedStore : public SimpleKVStore {
@@ -318,24 +354,10 @@ void SimpleKVStore::persist(const std::string& persist_path, FileSystem* fs) {
 
 std::unique_ptr<SimpleKVStore> SimpleKVStore::from_persist_path(const std::string& persist_path,
                                                                 FileSystem* fs) {
-  // Read into memory nobody initializes first: zero-filling a large file's buffer
-  // costs about a third as much as reading it.
-  std::unique_ptr<ReadableFile> file = (fs ? *fs : local_filesystem()).open_readable(persist_path);
-  const auto size = static_cast<std::size_t>(file->size());
-  std::shared_ptr<char[]> bytes(
-      std::make_unique_for_overwrite<char[]>(size + simdjson::SIMDJSON_PADDING));
-  std::size_t have = 0;
-  while (have < size) {
-    const std::size_t got = file->read(bytes.get() + have, size - have);
-    if (got == 0) break;
-    have += got;
-  }
-  if (have != size) {
-    throw Error(ErrorCode::kIOError, "file '" + persist_path + "' changed size while being read");
-  }
-  std::memset(bytes.get() + size, 0, simdjson::SIMDJSON_PADDING);
-  const std::string_view text(bytes.get(), size);
-  return load(PaddedText{std::move(bytes), text}, persist_path);
+  FileBytes file = read_whole_file_shared(fs ? *fs : local_filesystem(), persist_path,
+                                          simdjson::SIMDJSON_PADDING);
+  const std::string_view text(file.data.get(), file.size);
+  return load(PaddedText{std::move(file.data), text}, persist_path);
 }
 
 std::string SimpleKVStore::to_json_text() const {

@@ -8,11 +8,7 @@ namespace kvdex::detail {
 namespace {
 
 // Collection names may be megabytes long; messages show the start.
-std::string shorten(std::string_view name) {
-  constexpr std::size_t kShown = 120;
-  if (name.size() <= kShown) return std::string(name);
-  return std::string(name.substr(0, kShown)) + "...(" + std::to_string(name.size()) + " bytes)";
-}
+std::string shorten(std::string_view name) { return shorten_for_message(name); }
 
 }  // namespace
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   auto memory = kvdex::open("memory:");
   memory->put("k", {{"v", 1}});
   if (!memory->aget("k").get()) return 1;
+  if (kvdex::json::canonicalize("[1.50]") != "[1.5]") return 1;
   std::cout << "consumer ok\n";
   return 0;
 }
