@@ -83,7 +83,7 @@ std::vector<EncodedKeyValue> encode_pairs(nb::handle kv_pairs) {
       throw nb::python_error();
     }
     PyObject** items = PySequence_Fast_ITEMS(fast.ptr());
-    KeyArg key(items[0], "key");
+    StrArg key(items[0], "key");
     pairs.emplace_back(key.str(), encode_value(items[1]));
   }
   return pairs;
@@ -144,8 +144,8 @@ class PyKVStore {
   bool release_single() const { return !in_memory_; }
 
   void put(nb::handle key, nb::handle val, nb::handle collection) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     EncodedValue value = encode_value(val.ptr());
     maybe_without_gil(release_single(),
                       [&] { store_->put_encoded(k.view(), std::move(value), c.view()); });
@@ -153,15 +153,15 @@ class PyKVStore {
 
   void put_all(nb::handle kv_pairs, nb::handle collection, int batch_size) {
     check_batch_size(batch_size);  // before anything is read, as LlamaIndex checks first
-    KeyArg c(collection.ptr(), "collection");
+    StrArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
     nb::gil_scoped_release no_gil;
     store_->put_all_encoded(pairs, c.view(), batch_size);
   }
 
   nb::object get(nb::handle key, nb::handle collection) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     std::optional<EncodedValue> value = maybe_without_gil(
         release_single(), [&] { return store_->get_encoded(k.view(), c.view()); });
     if (!value) return nb::none();
@@ -169,7 +169,7 @@ class PyKVStore {
   }
 
   nb::dict get_all(nb::handle collection) {
-    KeyArg c(collection.ptr(), "collection");
+    StrArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> entries;
     {
       nb::gil_scoped_release no_gil;
@@ -179,8 +179,8 @@ class PyKVStore {
   }
 
   bool remove(nb::handle key, nb::handle collection) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     return maybe_without_gil(release_single(), [&] { return store_->remove(k.view(), c.view()); });
   }
 
@@ -208,23 +208,23 @@ class PyKVStore {
   // that wait.
 
   nb::object aput(nb::handle key, nb::handle val, nb::handle collection, nb::handle loop) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     return bridge(store_->aput_encoded(k.str(), encode_value(val.ptr()), c.str()), loop,
                   [keep = store_] { return nb::none(); });
   }
 
   nb::object aput_all(nb::handle kv_pairs, nb::handle collection, int batch_size, nb::handle loop) {
     check_batch_size(batch_size);
-    KeyArg c(collection.ptr(), "collection");
+    StrArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
     return bridge(store_->aput_all_encoded(std::move(pairs), c.str(), batch_size), loop,
                   [keep = store_] { return nb::none(); });
   }
 
   nb::object aget(nb::handle key, nb::handle collection, nb::handle loop) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     return bridge(store_->aget_encoded(k.str(), c.str()), loop,
                   [keep = store_](std::optional<EncodedValue> value) -> nb::object {
                     if (!value) return nb::none();
@@ -233,7 +233,7 @@ class PyKVStore {
   }
 
   nb::object aget_all(nb::handle collection, nb::handle loop) {
-    KeyArg c(collection.ptr(), "collection");
+    StrArg c(collection.ptr(), "collection");
     return bridge(store_->aget_all_encoded(c.str()), loop,
                   [keep = store_](std::vector<EncodedKeyValue> entries) -> nb::object {
                     return entries_to_dict(entries);
@@ -241,8 +241,8 @@ class PyKVStore {
   }
 
   nb::object aremove(nb::handle key, nb::handle collection, nb::handle loop) {
-    KeyArg k(key.ptr(), "key");
-    KeyArg c(collection.ptr(), "collection");
+    StrArg k(key.ptr(), "key");
+    StrArg c(collection.ptr(), "collection");
     return bridge(store_->aremove(k.str(), c.str()), loop,
                   [keep = store_](bool removed) -> nb::object { return nb::bool_(removed); });
   }
@@ -255,10 +255,7 @@ class PyKVStore {
 // ---- SimpleKVStore ------------------------------------------------------------------
 
 std::string collection_label(std::string_view name) {
-  std::string out = "'";
-  out.append(name.substr(0, 200));
-  out.append("'");
-  return out;
+  return "'" + shorten_for_message(name) + "'";
 }
 
 // LlamaIndex's SimpleKVStore(data): {collection: {key: value}}.
@@ -275,7 +272,7 @@ std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
     check_item(item);
     PyObject* name = PyTuple_GET_ITEM(item.ptr(), 0);
     nb::handle collection = PyTuple_GET_ITEM(item.ptr(), 1);
-    KeyArg c(name, "collection name");
+    StrArg c(name, "collection name");
     if (!PyDict_Check(collection.ptr())) {
       throw Error(ErrorCode::kInvalidArgument,
                   "from_dict: collection " + collection_label(c.view()) + " is not a dict");
@@ -286,7 +283,7 @@ std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
     if (!entries.is_valid()) throw nb::python_error();
     for (nb::handle entry : entries) {
       check_item(entry);
-      KeyArg k(PyTuple_GET_ITEM(entry.ptr(), 0), "key");
+      StrArg k(PyTuple_GET_ITEM(entry.ptr(), 0), "key");
       nb::handle value = PyTuple_GET_ITEM(entry.ptr(), 1);
       if (!PyDict_Check(value.ptr())) {
         throw Error(ErrorCode::kInvalidArgument,
@@ -314,7 +311,7 @@ std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::stri
     bytes.assign(PyByteArray_AS_STRING(text.ptr()),
                  static_cast<std::size_t>(PyByteArray_GET_SIZE(text.ptr())));
   } else if (PyUnicode_Check(text.ptr())) {
-    KeyArg k(text.ptr(), "text");  // WTF-8, so lone surrogates survive as in json.loads
+    StrArg k(text.ptr(), "text");  // WTF-8, so lone surrogates survive as in json.loads
     bytes = k.str();
   } else {
     throw nb::type_error("expected str or bytes");
@@ -480,7 +477,7 @@ void register_kvstore_class(nb::module_& m) {
               return;
             }
             if (!PyUnicode_Check(target.ptr())) throw nb::type_error("uri must be str");
-            KeyArg uri(target.ptr(), "uri");
+            StrArg uri(target.ptr(), "uri");
             std::unique_ptr<BaseKVStore> store;
             {
               nb::gil_scoped_release no_gil;

@@ -1080,7 +1080,7 @@ nb::object decode_str(std::string_view wtf8) {
   return nb::steal(s);
 }
 
-KeyArg::KeyArg(PyObject* str, const char* what) {
+StrArg::StrArg(PyObject* str, const char* what) {
   if (!PyUnicode_Check(str)) {
     PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(str)->tp_name);
     throw_python_error();

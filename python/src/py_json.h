@@ -51,14 +51,15 @@ std::optional<nanobind::object> decode_value_fast_only(std::string_view text);
 // A Python str from WTF-8 (keys and collection names read back from a store).
 nanobind::object decode_str(std::string_view wtf8);
 
-// A key or collection name given from Python: must be a str; its WTF-8 bytes
-// (a lone surrogate is kept, as Python's json keeps it). The view stays valid
-// while the str and this object live.
-class KeyArg {
+// A str argument given from Python (a key, a collection name, a URI, JSON text):
+// must be a str; its WTF-8 bytes (a lone surrogate is kept, as Python's json keeps
+// it). `what` names the argument in the TypeError. The view stays valid while the
+// str and this object live.
+class StrArg {
  public:
-  KeyArg(PyObject* str, const char* what);
-  KeyArg(const KeyArg&) = delete;
-  KeyArg& operator=(const KeyArg&) = delete;
+  StrArg(PyObject* str, const char* what);
+  StrArg(const StrArg&) = delete;
+  StrArg& operator=(const StrArg&) = delete;
   std::string_view view() const { return view_; }
   std::string str() const { return std::string(view_); }
 

@@ -11,6 +11,7 @@
 #include "kvdex/error.h"
 #include "kvdex/filesystem.h"
 #include "kvdex/json.h"
+#include "testing/filesystems.h"
 
 namespace kvdex::json {
 namespace {
@@ -353,6 +354,8 @@ TEST(JsonLines, ParseRecordErrors) {
 
 namespace kvdex {
 namespace {
+
+using testing::MemoryFileSystem;
 
 TEST(FileHelpers, ReadWholeFileShared) {
   MemoryFileSystem fs;
