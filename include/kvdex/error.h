@@ -23,7 +23,7 @@ namespace kvdex {
 // new numbers. Callers branch on the code, never on message text; return the most
 // specific code that applies (absl::StatusCode's rule).
 #define KVDEX_ERROR_CODES(X)                                                                \
-  /* the caller passed something unusable (not an object, bad URI, batch_size < 1) */      \
+  /* the caller passed something unusable (not an object, bad URI, batch_size < 1) */       \
   X(kInvalidArgument, 1, "invalid_argument")                                                \
   /* a named file or store does not exist */                                                \
   X(kNotFound, 2, "not_found")                                                              \

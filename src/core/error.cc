@@ -8,7 +8,7 @@ namespace kvdex {
 std::string_view error_code_name(ErrorCode code) noexcept {
   switch (code) {
 #define KVDEX_ERROR_CODE_CASE(enumerator, number, name) \
-  case ErrorCode::enumerator:                         \
+  case ErrorCode::enumerator:                           \
     return name;
     KVDEX_ERROR_CODES(KVDEX_ERROR_CODE_CASE)
 #undef KVDEX_ERROR_CODE_CASE
