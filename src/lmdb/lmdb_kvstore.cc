@@ -115,20 +115,20 @@ void into_insertion_order(std::vector<OrderedEntry>& entries, const LmdbErrorCon
   }
 }
 
-// Calls fn(key, value_text) for every entry of `dbs`, in insertion order: one cursor
+// Calls fn(key, value_text) for every entry of `handle`, in insertion order: one cursor
 // walk of the keys database, then the entries put in sequence-number order.
 template <class Fn>
-void walk(MDB_txn* txn, const detail::CollectionDbs& dbs, const LmdbErrorContext& context,
+void walk(MDB_txn* txn, const detail::CollectionHandle& handle, const LmdbErrorContext& context,
           Fn&& fn) {
   const KeyCodec codec;
   std::vector<OrderedEntry> entries;
   MDB_stat stat{};
-  if (mdb_stat(txn, dbs.keys, &stat) == MDB_SUCCESS) entries.reserve(stat.ms_entries);
+  if (mdb_stat(txn, handle.dbi, &stat) == MDB_SUCCESS) entries.reserve(stat.ms_entries);
   if (entries.capacity() >= UINT32_MAX) {
     throw Error(ErrorCode::kNotSupported,
                 detail::lmdb_error_subject(context) + ": over 4 billion entries in a collection");
   }
-  LmdbCursor cursor(txn, dbs.keys, context);
+  LmdbCursor cursor(txn, handle.dbi, context);
   MDB_val k;
   MDB_val d;
   int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
@@ -143,18 +143,18 @@ void walk(MDB_txn* txn, const detail::CollectionDbs& dbs, const LmdbErrorContext
   for (const OrderedEntry& e : entries) fn(e.key, checked_value(e.text, e.key, context));
 }
 
-// Per collection of a write transaction: its handles and its next sequence number,
+// Per collection of a write transaction: its handle and its next sequence number,
 // read from the catalogue at the first insert and written back once, at the end.
 // A new key is then one insert into the keys database, as in raw LMDB (format 2 kept
 // a second B-tree of sequence numbers and wrote twice the pages per commit).
 struct CollectionWriter {
-  std::optional<detail::CollectionDbs> dbs;
+  std::optional<detail::CollectionHandle> handle;
   bool looked_up = false;
   std::optional<std::uint64_t> next_seq;  // read once per transaction, then counted
   bool seq_taken = false;
 
   std::uint64_t take_seq(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) {
-    if (!next_seq) next_seq = read_next_seq(txn, catalogue, dbs->id, context);
+    if (!next_seq) next_seq = read_next_seq(txn, catalogue, handle->id, context);
     if (*next_seq == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
     seq_taken = true;
     return (*next_seq)++;
@@ -164,7 +164,7 @@ struct CollectionWriter {
            const LmdbErrorContext& context) {
     char old_seq[detail::kSeqBytes];
     const KeyCodec::Reserved r = KeyCodec().reserve(
-        txn, dbs->keys, key, detail::kSeqBytes + text.size(), old_seq, nullptr, context);
+        txn, handle->dbi, key, detail::kSeqBytes + text.size(), old_seq, nullptr, context);
     if (r.existed) {  // an overwrite keeps its place: same sequence number
       std::memcpy(r.payload, old_seq, detail::kSeqBytes);
     } else {
@@ -175,13 +175,13 @@ struct CollectionWriter {
 
   bool remove(MDB_txn* txn, std::string_view key, const LmdbErrorContext& context) {
     char seq_bytes[detail::kSeqBytes];
-    return KeyCodec().remove(txn, dbs->keys, key, seq_bytes, context);
+    return KeyCodec().remove(txn, handle->dbi, key, seq_bytes, context);
   }
 
   // Writes the next sequence number back to the catalogue, before the commit.
   void finish(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) const {
     if (!seq_taken) return;
-    const std::string record_key = detail::seq_record_key(dbs->id);
+    const std::string record_key = detail::seq_record_key(handle->id);
     const std::string value = detail::encode_u64(*next_seq);
     MDB_val k = as_val(record_key);
     MDB_val d = as_val(value);
@@ -218,12 +218,12 @@ void LmdbKVStore::write(const WriteBatch& batch) {
       CollectionWriter& w = writers[op.collection];
       const LmdbErrorContext context = env_->context().with_collection(name);
       if (op.value) {
-        if (!w.dbs) w.dbs = txn.collection(name, /*create=*/true);
+        if (!w.handle) w.handle = txn.collection(name, /*create=*/true);
         w.put(txn.get(), catalogue, op.key, op.value->text(), context);
       } else {
-        if (!w.dbs && !w.looked_up) w.dbs = txn.collection(name, /*create=*/false);
+        if (!w.handle && !w.looked_up) w.handle = txn.collection(name, /*create=*/false);
         w.looked_up = true;
-        if (w.dbs) w.remove(txn.get(), op.key, context);
+        if (w.handle) w.remove(txn.get(), op.key, context);
       }
     }
     for (std::size_t i = 0; i < writers.size(); ++i) {
@@ -234,12 +234,12 @@ void LmdbKVStore::write(const WriteBatch& batch) {
 
 std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
                                                      std::string_view collection) {
-  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
-  if (!dbs) return std::nullopt;
+  const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
+  if (!handle) return std::nullopt;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
   const std::optional<std::string_view> payload =
-      KeyCodec().get(txn.get(), dbs->keys, key, context);  // one B-tree lookup
+      KeyCodec().get(txn.get(), handle->dbi, key, context);  // one B-tree lookup
   if (!payload) return std::nullopt;
   const std::optional<Payload> record = split_payload(*payload);
   if (!record) throw_lmdb_corruption("record too short", context);
@@ -248,32 +248,32 @@ std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
 
 std::vector<EncodedKeyValue> LmdbKVStore::get_all_encoded(std::string_view collection) {
   std::vector<EncodedKeyValue> out;
-  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
-  if (!dbs) return out;
+  const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
+  if (!handle) return out;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
   MDB_stat stat{};
-  if (mdb_stat(txn.get(), dbs->keys, &stat) == MDB_SUCCESS) out.reserve(stat.ms_entries);
-  walk(txn.get(), *dbs, context, [&](std::string_view key, std::string_view text) {
+  if (mdb_stat(txn.get(), handle->dbi, &stat) == MDB_SUCCESS) out.reserve(stat.ms_entries);
+  walk(txn.get(), *handle, context, [&](std::string_view key, std::string_view text) {
     out.emplace_back(std::string(key), copy_value(text));
   });
   return out;
 }
 
 void LmdbKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
-  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
-  if (!dbs) return;
+  const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
+  if (!handle) return;
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
-  walk(txn.get(), *dbs, context, visit);
+  walk(txn.get(), *handle, context, visit);
 }
 
 std::uint64_t LmdbKVStore::count(std::string_view collection) {
-  const std::optional<detail::CollectionDbs> dbs = env_->find_collection(collection);
-  if (!dbs) return 0;
+  const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
+  if (!handle) return 0;
   ReadTxn txn(*env_);
   MDB_stat stat{};
-  const int rc = mdb_stat(txn.get(), dbs->keys, &stat);
+  const int rc = mdb_stat(txn.get(), handle->dbi, &stat);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "count", env_->context().with_collection(collection));
   return stat.ms_entries;
 }
@@ -285,8 +285,8 @@ bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
   bool removed = false;
   env_->write(std::span<const std::string>(&name, 1), key.size() + 96, [&](detail::WriteTxn& txn) {
     CollectionWriter w;
-    w.dbs = txn.collection(name, /*create=*/false);
-    removed = w.dbs && w.remove(txn.get(), key, env_->context().with_collection(name));
+    w.handle = txn.collection(name, /*create=*/false);
+    removed = w.handle && w.remove(txn.get(), key, env_->context().with_collection(name));
   });
   return removed;
 }
@@ -324,14 +324,14 @@ void LmdbKVStore::verify() {
   for (int round = 0; round < 16; ++round) {
     // Open every listed collection first: a snapshot can only use handles opened
     // before it began. Collections created meanwhile make us go round again.
-    std::map<std::string, detail::CollectionDbs> handles;
+    std::map<std::string, detail::CollectionHandle> handles;
     for (const std::string& name : collections()) {
-      const std::optional<detail::CollectionDbs> dbs = env_->find_collection(name);
-      if (!dbs) {
+      const std::optional<detail::CollectionHandle> handle = env_->find_collection(name);
+      if (!handle) {
         throw_lmdb_corruption("the catalogue lists the collection in its order records only",
                               context.with_collection(name));
       }
-      handles.emplace(name, *dbs);
+      handles.emplace(name, *handle);
     }
 
     ReadTxn txn(*env_);
@@ -445,11 +445,11 @@ void LmdbKVStore::verify() {
     const KeyCodec codec;
     for (const auto& [id, name] : order) {
       const LmdbErrorContext where = context.with_collection(name);
-      const detail::CollectionDbs& dbs = handles.at(name);
+      const detail::CollectionHandle& handle = handles.at(name);
       const auto next_seq_it = next_seq_of.find(id);
       const std::uint64_t next_seq = next_seq_it == next_seq_of.end() ? 0 : next_seq_it->second;
       std::vector<std::uint64_t> seqs;  // to find duplicates
-      LmdbCursor cursor(txn.get(), dbs.keys, where);
+      LmdbCursor cursor(txn.get(), handle.dbi, where);
       MDB_val k;
       MDB_val d;
       int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);

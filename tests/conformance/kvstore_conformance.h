@@ -66,10 +66,6 @@ class KVStoreConformance : public ::testing::Test {
   void TearDown() override { store_.reset(); }
 
   BaseKVStore& store() { return *store_; }
-  std::unique_ptr<BaseKVStore> reopen() {
-    store_.reset();
-    return traits_.make();
-  }
 
   Traits traits_;
   std::unique_ptr<BaseKVStore> store_;
