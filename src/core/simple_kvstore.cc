@@ -207,7 +207,11 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
       throw corrupt(parser.position(), "expecting '{': a persist file holds one JSON object");
     }
     for_each_member([&](std::string name) {
-      auto& [collection_rejected, keys_rejected] = rejected[name];
+      // Plain references, not a structured binding: the lambda below captures one, which
+      // clang before 16 rejects.
+      auto& standing = rejected[name];
+      std::optional<Rejected>& collection_rejected = standing.first;
+      std::map<std::string, Rejected>& keys_rejected = standing.second;
       if (parser.peek() != '{') {
         const std::size_t at = parser.position();
         detail::DiscardHandler discard;

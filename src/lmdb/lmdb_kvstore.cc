@@ -190,6 +190,202 @@ struct CollectionWriter {
   }
 };
 
+// ---- verify() ---------------------------------------------------------------------
+
+// The handle of every collection in `names`, by name.
+std::map<std::string, detail::CollectionHandle> open_listed_collections(
+    detail::LmdbEnv& env, const std::vector<std::string>& names, const LmdbErrorContext& context) {
+  std::map<std::string, detail::CollectionHandle> handles;
+  for (const std::string& name : names) {
+    const std::optional<detail::CollectionHandle> handle = env.find_collection(name);
+    if (!handle) {
+      throw_lmdb_corruption("the catalogue lists the collection in its order records only",
+                            context.with_collection(name));
+    }
+    handles.emplace(name, *handle);
+  }
+  return handles;
+}
+
+// The catalogue's records, decoded (each record's own shape already checked).
+struct CatalogueRecords {
+  std::optional<std::string> format;
+  std::optional<std::uint64_t> next_id;
+  std::map<std::uint64_t, std::string> order;          // collection id -> name
+  std::map<std::string, std::uint64_t> by_name;        // name -> collection id
+  std::map<std::uint64_t, std::uint64_t> next_seq_of;  // collection id -> next sequence
+};
+
+void read_catalogue_record(const KeyCodec& names_codec, const MDB_val& k, const MDB_val& d,
+                           CatalogueRecords& out, const LmdbErrorContext& context) {
+  const std::string_view key = as_view(k);
+  if (key == detail::kFormatKey) {
+    out.format = std::string(as_view(d));
+  } else if (key == detail::kNextIdKey) {
+    out.next_id = detail::decode_u64(as_view(d));
+    if (!out.next_id) throw_lmdb_corruption("malformed next-id record in the catalogue", context);
+  } else if (key.starts_with(detail::kOrderTag)) {
+    const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
+    if (!id) throw_lmdb_corruption("malformed order record in the catalogue", context);
+    out.order.emplace(*id, std::string(as_view(d)));
+  } else if (key.starts_with(detail::kSeqTag)) {
+    const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
+    const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
+    if (!id || !next) throw_lmdb_corruption("malformed sequence record in the catalogue", context);
+    out.next_seq_of.emplace(*id, *next);
+  } else if (names_codec.owns(k)) {
+    const std::optional<KeyCodec::Entry> entry = names_codec.decode(k, d);
+    const std::optional<std::uint64_t> id =
+        entry ? detail::decode_u64(entry->payload) : std::nullopt;
+    if (!entry || !id || !names_codec.placed_correctly(k, entry->key)) {
+      throw_lmdb_corruption("malformed name record in the catalogue", context);
+    }
+    if (!out.by_name.emplace(std::string(entry->key), *id).second) {
+      throw_lmdb_corruption("the catalogue names a collection twice",
+                            context.with_collection(entry->key));
+    }
+  } else {
+    throw_lmdb_corruption("unexpected record in the catalogue", context);
+  }
+}
+
+CatalogueRecords read_catalogue(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) {
+  CatalogueRecords records;
+  const KeyCodec names_codec(detail::kNameTag);
+  LmdbCursor cursor(txn, catalogue, context);
+  MDB_val k;
+  MDB_val d;
+  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+    read_catalogue_record(names_codec, k, d, records, context);
+  }
+  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read catalogue", context);
+  return records;
+}
+
+// The format and next-id records exist, and order and name records are one
+// bijection between ids below the next id and names.
+void check_catalogue_lists_each_collection_once(const CatalogueRecords& records,
+                                                const LmdbErrorContext& context) {
+  if (records.format != detail::kFormatVersion)
+    throw_lmdb_corruption("bad catalogue format record", context);
+  if (!records.next_id) throw_lmdb_corruption("the catalogue has no next-id record", context);
+  if (records.order.size() != records.by_name.size()) {
+    throw_lmdb_corruption("the catalogue has " + std::to_string(records.order.size()) +
+                              " order records but " + std::to_string(records.by_name.size()) +
+                              " name records",
+                          context);
+  }
+  for (const auto& [id, name] : records.order) {
+    auto it = records.by_name.find(name);
+    if (it == records.by_name.end() || it->second != id || id >= *records.next_id) {
+      throw_lmdb_corruption("order and name records of the catalogue disagree",
+                            context.with_collection(name));
+    }
+  }
+}
+
+// False when a collection appeared after the handles were opened.
+bool opened_every_listed_collection(
+    const CatalogueRecords& records,
+    const std::map<std::string, detail::CollectionHandle>& handles) {
+  return std::all_of(records.order.begin(), records.order.end(),
+                     [&](const auto& entry) { return handles.contains(entry.second); });
+}
+
+void check_sequence_records_belong_to_listed_collections(const CatalogueRecords& records,
+                                                         const LmdbErrorContext& context) {
+  for (const auto& [id, next] : records.next_seq_of) {
+    if (!records.order.contains(id)) {
+      throw_lmdb_corruption("the catalogue has a sequence record for collection id " +
+                                std::to_string(id) + ", which it does not list",
+                            context);
+    }
+  }
+}
+
+// Every named database is the catalogue or the database of a listed collection, and
+// vice versa.
+void check_named_databases_match_the_catalogue(MDB_txn* txn, const CatalogueRecords& records,
+                                               const LmdbErrorContext& context) {
+  std::map<std::string, std::uint64_t> expected;
+  for (const auto& entry : records.order) {
+    expected.emplace(detail::collection_db_name(entry.first), entry.first);
+  }
+  MDB_dbi main = 0;
+  int rc = mdb_dbi_open(txn, nullptr, 0, &main);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open main database", context);
+  LmdbCursor cursor(txn, main, context);
+  MDB_val k;
+  MDB_val d;
+  for (rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+       rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+    const std::string_view name = as_view(k);
+    if (name == detail::kCatalogueName) continue;
+    auto it = expected.find(std::string(name));
+    if (it == expected.end()) {
+      throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue",
+                            context);
+    }
+    expected.erase(it);
+  }
+  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read main database", context);
+  if (!expected.empty()) {
+    throw_lmdb_corruption("the collection's database " + expected.begin()->first + " is missing",
+                          context.with_collection(records.order.at(expected.begin()->second)));
+  }
+}
+
+// The value text is what EncodedValue would write for it.
+void check_canonical_value(std::string_view text, const std::string& shown,
+                           const LmdbErrorContext& where) {
+  try {
+    if (EncodedValue::parse(text).text() != text) {
+      throw_lmdb_corruption("the value of key '" + shown + "' is not canonical", where);
+    }
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kCorruption) throw;
+    throw_lmdb_corruption("the value of key '" + shown + "' is not a JSON object: " + e.what(),
+                          where);
+  }
+}
+
+// Every record of the collection: placed under its key, canonical, and with a
+// sequence number of its own below the collection's next one.
+void check_collection_records(MDB_txn* txn, const detail::CollectionHandle& handle,
+                              std::uint64_t next_seq, const LmdbErrorContext& where) {
+  const KeyCodec codec;
+  std::vector<std::uint64_t> seqs;  // to find duplicates
+  LmdbCursor cursor(txn, handle.dbi, where);
+  MDB_val k;
+  MDB_val d;
+  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
+  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+    const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
+    if (!entry) throw_lmdb_corruption("malformed record", where);
+    const std::string shown = std::string(entry->key.substr(0, 120));
+    if (!codec.placed_correctly(k, entry->key)) {
+      throw_lmdb_corruption("key '" + shown + "' is stored under the wrong LMDB key", where);
+    }
+    const std::optional<Payload> payload = split_payload(entry->payload);
+    if (!payload) throw_lmdb_corruption("the record of key '" + shown + "' is too short", where);
+    if (payload->seq >= next_seq) {
+      throw_lmdb_corruption(
+          "key '" + shown + "' has sequence number " + std::to_string(payload->seq) +
+              ", not below the collection's next (" + std::to_string(next_seq) + ")",
+          where);
+    }
+    check_canonical_value(payload->text, shown, where);
+    seqs.push_back(payload->seq);
+  }
+  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
+  std::sort(seqs.begin(), seqs.end());
+  const auto duplicate = std::adjacent_find(seqs.begin(), seqs.end());
+  if (duplicate != seqs.end()) {
+    throw_lmdb_corruption("two records share sequence number " + std::to_string(*duplicate), where);
+  }
+}
+
 }  // namespace
 
 LmdbKVStore::LmdbKVStore(const std::string& path, const LmdbOptions& options)
@@ -324,170 +520,19 @@ void LmdbKVStore::verify() {
   for (int round = 0; round < 16; ++round) {
     // Open every listed collection first: a snapshot can only use handles opened
     // before it began. Collections created meanwhile make us go round again.
-    std::map<std::string, detail::CollectionHandle> handles;
-    for (const std::string& name : collections()) {
-      const std::optional<detail::CollectionHandle> handle = env_->find_collection(name);
-      if (!handle) {
-        throw_lmdb_corruption("the catalogue lists the collection in its order records only",
-                              context.with_collection(name));
-      }
-      handles.emplace(name, *handle);
-    }
-
+    const std::map<std::string, detail::CollectionHandle> handles =
+        open_listed_collections(*env_, collections(), context);
     ReadTxn txn(*env_);
-    std::map<std::uint64_t, std::string> order;
-    std::map<std::string, std::uint64_t> by_name;
-    std::optional<std::string> format;
-    std::optional<std::uint64_t> next_id;
-    std::map<std::uint64_t, std::uint64_t> next_seq_of;  // collection id -> next sequence
-    {
-      const KeyCodec names_codec(detail::kNameTag);
-      LmdbCursor cursor(txn.get(), *catalogue, context);
-      MDB_val k;
-      MDB_val d;
-      int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
-      for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
-        const std::string_view key = as_view(k);
-        if (key == detail::kFormatKey) {
-          format = std::string(as_view(d));
-        } else if (key == detail::kNextIdKey) {
-          next_id = detail::decode_u64(as_view(d));
-          if (!next_id) throw_lmdb_corruption("malformed next-id record in the catalogue", context);
-        } else if (key.starts_with(detail::kOrderTag)) {
-          const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
-          if (!id) throw_lmdb_corruption("malformed order record in the catalogue", context);
-          order.emplace(*id, std::string(as_view(d)));
-        } else if (key.starts_with(detail::kSeqTag)) {
-          const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
-          const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
-          if (!id || !next) {
-            throw_lmdb_corruption("malformed sequence record in the catalogue", context);
-          }
-          next_seq_of.emplace(*id, *next);
-        } else if (names_codec.owns(k)) {
-          const std::optional<KeyCodec::Entry> entry = names_codec.decode(k, d);
-          const std::optional<std::uint64_t> id =
-              entry ? detail::decode_u64(entry->payload) : std::nullopt;
-          if (!entry || !id || !names_codec.placed_correctly(k, entry->key)) {
-            throw_lmdb_corruption("malformed name record in the catalogue", context);
-          }
-          if (!by_name.emplace(std::string(entry->key), *id).second) {
-            throw_lmdb_corruption("the catalogue names a collection twice",
-                                  context.with_collection(entry->key));
-          }
-        } else {
-          throw_lmdb_corruption("unexpected record in the catalogue", context);
-        }
-      }
-      if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read catalogue", context);
-    }
-    if (format != detail::kFormatVersion)
-      throw_lmdb_corruption("bad catalogue format record", context);
-    if (!next_id) throw_lmdb_corruption("the catalogue has no next-id record", context);
-    if (order.size() != by_name.size()) {
-      throw_lmdb_corruption("the catalogue has " + std::to_string(order.size()) +
-                                " order records but " + std::to_string(by_name.size()) +
-                                " name records",
-                            context);
-    }
-    bool complete = true;
-    for (const auto& [id, name] : order) {
-      auto it = by_name.find(name);
-      if (it == by_name.end() || it->second != id || id >= *next_id) {
-        throw_lmdb_corruption("order and name records of the catalogue disagree",
-                              context.with_collection(name));
-      }
-      if (!handles.contains(name)) complete = false;
-    }
-    if (!complete) continue;  // a collection appeared after we opened handles
-    for (const auto& [id, next] : next_seq_of) {
-      if (!order.contains(id)) {
-        throw_lmdb_corruption("the catalogue has a sequence record for collection id " +
-                                  std::to_string(id) + ", which it does not list",
-                              context);
-      }
-    }
-
-    // Every named database is the catalogue or the database of a listed collection,
-    // and vice versa.
-    {
-      std::map<std::string, std::uint64_t> expected;
-      for (const auto& entry : order) {
-        expected.emplace(detail::collection_db_name(entry.first), entry.first);
-      }
-      MDB_dbi main = 0;
-      int rc = mdb_dbi_open(txn.get(), nullptr, 0, &main);
-      if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open main database", context);
-      LmdbCursor cursor(txn.get(), main, context);
-      MDB_val k;
-      MDB_val d;
-      for (rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
-           rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
-        const std::string_view name = as_view(k);
-        if (name == detail::kCatalogueName) continue;
-        auto it = expected.find(std::string(name));
-        if (it == expected.end()) {
-          throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue",
-                                context);
-        }
-        expected.erase(it);
-      }
-      if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read main database", context);
-      if (!expected.empty()) {
-        throw_lmdb_corruption(
-            "the collection's database " + expected.begin()->first + " is missing",
-            context.with_collection(order.at(expected.begin()->second)));
-      }
-    }
-
-    // Every record of every collection: placed under its key, canonical, and with a
-    // sequence number of its own below the collection's next one.
-    const KeyCodec codec;
-    for (const auto& [id, name] : order) {
-      const LmdbErrorContext where = context.with_collection(name);
-      const detail::CollectionHandle& handle = handles.at(name);
-      const auto next_seq_it = next_seq_of.find(id);
-      const std::uint64_t next_seq = next_seq_it == next_seq_of.end() ? 0 : next_seq_it->second;
-      std::vector<std::uint64_t> seqs;  // to find duplicates
-      LmdbCursor cursor(txn.get(), handle.dbi, where);
-      MDB_val k;
-      MDB_val d;
-      int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
-      for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
-        const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
-        if (!entry) throw_lmdb_corruption("malformed record", where);
-        const std::string shown = std::string(entry->key.substr(0, 120));
-        if (!codec.placed_correctly(k, entry->key)) {
-          throw_lmdb_corruption("key '" + shown + "' is stored under the wrong LMDB key", where);
-        }
-        const std::optional<Payload> payload = split_payload(entry->payload);
-        if (!payload)
-          throw_lmdb_corruption("the record of key '" + shown + "' is too short", where);
-        if (payload->seq >= next_seq) {
-          throw_lmdb_corruption(
-              "key '" + shown + "' has sequence number " + std::to_string(payload->seq) +
-                  ", not below the collection's next (" + std::to_string(next_seq) + ")",
-              where);
-        }
-        try {
-          if (EncodedValue::parse(payload->text).text() != payload->text) {
-            throw_lmdb_corruption("the value of key '" + shown + "' is not canonical", where);
-          }
-        } catch (const Error& e) {
-          if (e.code() == ErrorCode::kCorruption) throw;
-          throw_lmdb_corruption(
-              "the value of key '" + shown + "' is not a JSON object: " + e.what(), where);
-        }
-        seqs.push_back(payload->seq);
-      }
-      if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
-      std::sort(seqs.begin(), seqs.end());
-      for (std::size_t i = 1; i < seqs.size(); ++i) {
-        if (seqs[i] == seqs[i - 1]) {
-          throw_lmdb_corruption("two records share sequence number " + std::to_string(seqs[i]),
-                                where);
-        }
-      }
+    const CatalogueRecords records = read_catalogue(txn.get(), *catalogue, context);
+    check_catalogue_lists_each_collection_once(records, context);
+    if (!opened_every_listed_collection(records, handles)) continue;
+    check_sequence_records_belong_to_listed_collections(records, context);
+    check_named_databases_match_the_catalogue(txn.get(), records, context);
+    for (const auto& [id, name] : records.order) {
+      const auto next_seq = records.next_seq_of.find(id);
+      check_collection_records(txn.get(), handles.at(name),
+                               next_seq == records.next_seq_of.end() ? 0 : next_seq->second,
+                               context.with_collection(name));
     }
     return;
   }
