@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   nlohmann-json3-dev libsimdjson-dev liblmdb-dev lmdb-utils
   libgtest-dev libgmock-dev libcli11-dev
-  python3 python3-dev python3-venv clang-format-14
+  python3 python3-dev python3-venv clang-format-14 clang
   redis-server redis-tools postgresql libhiredis-dev libpq-dev
 )
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, builds, and runs every
-# test: the C++ suite (warnings as errors), again under ASan+UBSan, the concurrency
+# test: the C++ suite (warnings as errors), again built by clang with its
+# thread-safety analysis, again under ASan+UBSan, the concurrency
 # tests under TSan, then the Python package's pytest suite against an installed kvdex.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,11 @@ echo "== C++: default build (RelWithDebInfo, -Werror)"
 cmake --preset default >/dev/null
 cmake --build --preset default
 ctest --preset default -j2
+
+echo "== C++: clang (thread-safety analysis, -Werror; library and C++ tests only)"
+cmake --preset clang >/dev/null
+cmake --build --preset clang
+ctest --preset clang -j2
 
 echo "== C++: AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake --preset asan >/dev/null

@@ -13,6 +13,7 @@
 #include "kvdex/lmdb_kvstore.h"  // declared always; defined when built with KVDEX_WITH_LMDB
 #include "kvdex/open.h"
 #include "kvdex/simple_kvstore.h"
+#include "kvdex/thread_annotations.h"
 #include "kvdex/value.h"
 #include "kvdex/version.h"
 #include "kvdex/write_batch.h"

@@ -58,13 +58,16 @@
 //
 // Errors (kvdex::Error): kNotFound when the store does not exist and
 // create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
-// a directory, when a process uses more than max_collections collections, or when a
-// batch is too large for one LMDB transaction; kNotSupported for writes to a read-only
-// store, for a store in another format (the message names it: stores of formats 1
-// and 2 are refused and must be copied again from their source), or a directory
-// holding a non-kvdex LMDB environment; kCorruption for malformed stored data
-// (including two records with one sequence number, met by get_all/scan); kUnavailable
-// when every LMDB reader slot is taken; kIOError for failing I/O. Messages name the
+// a directory or a value is over 4 GiB; kFailedPrecondition when the store is already
+// open read-only in this process and is opened for writing; kResourceExhausted when a
+// process uses more than max_collections collections, a batch is too large for one
+// LMDB transaction, every LMDB reader slot is taken, the map cannot grow enough or
+// the disk is full; kNotSupported for writes to a read-only store, for a store in
+// another format (the message names it: stores of formats 1 and 2 are refused and
+// must be copied again from their source), or a directory holding a non-kvdex LMDB
+// environment; kCorruption for malformed stored data (including two records with one
+// sequence number, met by get_all/scan); kPermissionDenied when the operating system
+// refuses access to the files; kIOError for other failing I/O. Messages name the
 // path and, where one is involved, the collection.
 #ifndef KVDEX_LMDB_KVSTORE_H_
 #define KVDEX_LMDB_KVSTORE_H_
@@ -113,8 +116,9 @@ struct LmdbOptions {
   std::size_t map_size = std::size_t{64} << 20;
   LmdbDurability durability = LmdbDurability::kFull;
   // How many distinct collections one process may use in this store while it is
-  // open (LMDB's maxdbs is twice this, plus the catalogue). Every transaction costs a few bytes
-  // per slot, so do not raise it needlessly. Exceeding it is Error(kInvalidArgument).
+  // open (LMDB's maxdbs is this plus one, for the catalogue). Every transaction costs a
+  // few bytes per slot, so do not raise it needlessly. Exceeding it is
+  // Error(kResourceExhausted).
   unsigned max_collections = 1024;
   // Reader slots shared by all processes (LMDB's maxreaders). Each concurrent read
   // uses one; each open store keeps up to 16 reserved for reuse.

@@ -54,6 +54,17 @@ def test_read_only_and_missing(tmp_path):
     assert ro.get("k") == {"v": 1}
     with pytest.raises(kvdex.NotSupportedError):
         ro.put("k", {"v": 2})
+    # The store is open read-only in this process: a state to change, not a bad argument.
+    with pytest.raises(kvdex.FailedPreconditionError, match="read-only"):
+        kvdex.LmdbKVStore(str(tmp_path / "ro"))
+
+
+def test_limits_are_resource_exhausted(tmp_path):
+    store = kvdex.LmdbKVStore(str(tmp_path / "few"), max_collections=1)
+    store.put("k", {"v": 1}, collection="one")
+    with pytest.raises(kvdex.ResourceExhaustedError, match="max_collections = 1"):
+        store.put("k", {"v": 2}, collection="two")
+    assert store.collections() == ["one"]
 
 
 @pytest.mark.asyncio

@@ -1,12 +1,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 
 #include "kvdex/future.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 namespace {
@@ -20,21 +19,21 @@ class ThreadPool final : public Executor {
     for (unsigned i = 0; i < threads; ++i) std::thread([this] { work(); }).detach();
   }
 
-  void submit(std::function<void()> task) override {
+  void submit(std::function<void()> task) KVDEX_EXCLUDES(mu_) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       tasks_.push_back(std::move(task));
     }
     cv_.notify_one();
   }
 
  private:
-  void work() {
+  void work() KVDEX_EXCLUDES(mu_) {
     for (;;) {
       std::function<void()> task;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !tasks_.empty(); });
+        MutexLock lock(mu_);
+        while (tasks_.empty()) cv_.wait(mu_);
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
@@ -42,19 +41,19 @@ class ThreadPool final : public Executor {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> tasks_ KVDEX_GUARDED_BY(mu_);
 };
 
-std::mutex g_pool_mu;
-ThreadPool* g_pool = nullptr;
-pid_t g_pool_pid = 0;
+Mutex g_pool_mu;
+ThreadPool* g_pool KVDEX_GUARDED_BY(g_pool_mu) = nullptr;
+pid_t g_pool_pid KVDEX_GUARDED_BY(g_pool_mu) = 0;
 
 }  // namespace
 
 Executor& default_executor() {
-  std::lock_guard lock(g_pool_mu);
+  MutexLock lock(g_pool_mu);
   // After fork() the child has the pool object but none of its threads: make a new
   // one (the old one is abandoned; its memory is the child's only cost).
   if (g_pool == nullptr || g_pool_pid != getpid()) {

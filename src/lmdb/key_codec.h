@@ -69,7 +69,7 @@ class KeyCodec {
 
   struct Entry {
     std::string_view key;      // the kvdex key
-    std::string_view payload;  // the value text (or catalogue payload)
+    std::string_view payload;  // collection: sequence number + value text; catalogue: id
   };
 
   static bool is_inline(std::string_view key) noexcept {

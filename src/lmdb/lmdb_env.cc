@@ -40,9 +40,9 @@ struct RegistryEntry {
 };
 
 struct Registry {
-  std::mutex mu;
-  std::condition_variable closed;  // an environment finished closing
-  std::map<std::pair<dev_t, ino_t>, RegistryEntry> entries;
+  Mutex mu;
+  CondVar closed;  // an environment finished closing
+  std::map<std::pair<dev_t, ino_t>, RegistryEntry> entries KVDEX_GUARDED_BY(mu);
 };
 
 Registry& registry() {
@@ -50,34 +50,41 @@ Registry& registry() {
   return *r;
 }
 
-// Ends a transaction and leaves the gate unless released.
-class TxnGuard {
+// A transaction that is not pooled, and the gate held shared for it: aborts the
+// transaction unless it was committed, and leaves the gate, however the scope ends.
+class KVDEX_SCOPED_CAPABILITY TxnGuard {
  public:
-  TxnGuard(MDB_txn* txn, TxnGate& gate) : txn_(txn), gate_(&gate) {}
-  ~TxnGuard() {
+  // Enters the gate; the transaction is begun by begin().
+  explicit TxnGuard(TxnGate& gate) KVDEX_ACQUIRE_SHARED(gate) : gate_(gate) {
+    gate_.enter_shared();
+  }
+  // Takes over `txn` and the gate its caller entered for it.
+  TxnGuard(MDB_txn* txn, TxnGate& gate, std::adopt_lock_t) KVDEX_REQUIRES_SHARED(gate)
+      : txn_(txn), gate_(gate) {}
+  ~TxnGuard() KVDEX_RELEASE() {
     if (txn_ != nullptr) mdb_txn_abort(txn_);
-    if (gate_ != nullptr) gate_->leave_shared();
+    gate_.leave_shared();
   }
   TxnGuard(const TxnGuard&) = delete;
   TxnGuard& operator=(const TxnGuard&) = delete;
+
   MDB_txn* get() const noexcept { return txn_; }
-  // Commits and leaves the gate; throws the translated error.
+  int begin(MDB_env* env, unsigned flags) noexcept {
+    return mdb_txn_begin(env, nullptr, flags, &txn_);
+  }
+  // mdb_txn_commit frees the transaction whatever the outcome. The gate stays held
+  // until the guard goes.
+  int commit() noexcept { return mdb_txn_commit(std::exchange(txn_, nullptr)); }
+  // Commits; throws the translated error.
   void commit(std::string_view operation, const LmdbErrorContext& context) {
-    const int rc = mdb_txn_commit(txn_);
-    txn_ = nullptr;
-    gate_->leave_shared();
-    gate_ = nullptr;
+    const int rc = commit();
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, operation, context);
   }
 
  private:
-  MDB_txn* txn_;
-  TxnGate* gate_;
+  MDB_txn* txn_ = nullptr;
+  TxnGate& gate_;
 };
-
-}  // namespace
-
-namespace {
 
 std::string hex_id(std::uint64_t id) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -122,59 +129,55 @@ std::optional<std::uint64_t> decode_u64(std::string_view bytes) noexcept {
 // ---- TxnGate ----------------------------------------------------------------------
 
 void TxnGate::enter_shared() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !exclusive_ && waiting_exclusive_ == 0; });
+  MutexLock lock(mu_);
+  while (exclusive_ || waiting_exclusive_ != 0) cv_.wait(mu_);
   ++shared_;
 }
 
 void TxnGate::leave_shared() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (--shared_ == 0 && waiting_exclusive_ > 0) cv_.notify_all();
 }
 
 void TxnGate::enter_exclusive() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   ++waiting_exclusive_;
-  cv_.wait(lock, [&] { return !exclusive_ && shared_ == 0; });
+  while (exclusive_ || shared_ != 0) cv_.wait(mu_);
   --waiting_exclusive_;
   exclusive_ = true;
 }
 
 void TxnGate::leave_exclusive() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     exclusive_ = false;
   }
   cv_.notify_all();
 }
 
-// ---- ReadTxn ----------------------------------------------------------------------
-
-ReadTxn::ReadTxn(LmdbEnv& env) : env_(env), txn_(env.begin_read()) {}
-
-ReadTxn::~ReadTxn() { env_.end_read(txn_); }
-
 // ---- WriteTxn ---------------------------------------------------------------------
 
-std::optional<CollectionDbs> WriteTxn::collection(std::string_view name, bool create) {
+std::optional<CollectionHandle> WriteTxn::collection(std::string_view name, bool create) {
   if (auto it = opened_.find(name); it != opened_.end()) return it->second;
-  if (std::optional<CollectionDbs> dbs = env_.cached(name)) return dbs;
+  if (std::optional<CollectionHandle> handle = env_.cached(name)) return handle;
   const LmdbErrorContext context = env_.context().with_collection(name);
   if (!may_open_) {
     throw Error(ErrorCode::kInternal, lmdb_error_subject(context) +
                                           ": collection not announced to the write transaction");
   }
+  // LmdbEnv::write holds dbi_open_mu_ around every transaction it lets open handles.
+  env_.dbi_open_mu_.assert_held();
   std::optional<MDB_dbi> catalogue;
   {
-    std::shared_lock lock(env_.cache_mu_);
+    ReaderLock lock(env_.cache_mu_);
     catalogue = env_.catalogue_dbi_;
   }
   if (!catalogue) {
     throw Error(ErrorCode::kInternal, lmdb_error_subject(context) + ": catalogue is not open");
   }
-  CollectionDbs dbs;
+  CollectionHandle handle;
   if (std::optional<std::uint64_t> id = env_.lookup_id(txn_, *catalogue, name)) {
-    dbs = env_.open_collection_dbs(txn_, *id, 0, context);
+    handle = env_.open_collection_db(txn_, *id, 0, context);
   } else {
     if (!create) return std::nullopt;
     MDB_val k = as_val(kNextIdKey);
@@ -194,14 +197,14 @@ std::optional<CollectionDbs> WriteTxn::collection(std::string_view name, bool cr
     rc = mdb_put(txn_, *catalogue, &k, &d, 0);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
     KeyCodec(kNameTag).put(txn_, *catalogue, name, encode_u64(*next), context);
-    dbs = env_.open_collection_dbs(txn_, *next, MDB_CREATE, context);
+    handle = env_.open_collection_db(txn_, *next, MDB_CREATE, context);
   }
-  opened_.emplace(std::string(name), dbs);
-  return dbs;
+  opened_.emplace(std::string(name), handle);
+  return handle;
 }
 
 MDB_dbi WriteTxn::catalogue() const {
-  std::shared_lock lock(env_.cache_mu_);
+  ReaderLock lock(env_.cache_mu_);
   if (!env_.catalogue_dbi_) {
     throw Error(ErrorCode::kInternal,
                 lmdb_error_subject(env_.context()) + ": catalogue is not open");
@@ -246,7 +249,7 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
   std::shared_ptr<LmdbEnv> existing;
   {
     Registry& r = registry();
-    std::unique_lock lock(r.mu);
+    MutexLock lock(r.mu);
     for (;;) {
       auto it = r.entries.find(key);
       if (it == r.entries.end()) break;
@@ -256,14 +259,14 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
       }
       existing = it->second.env.lock();
       if (existing) break;
-      r.closed.wait(lock);  // the last store let go and the environment is closing
+      r.closed.wait(r.mu);  // the last store let go and the environment is closing
     }
     if (!existing) {
       auto* raw = new LmdbEnv(path, options);
       std::shared_ptr<LmdbEnv> env(raw, [key](LmdbEnv* e) {
         Registry& reg = registry();
         {
-          std::lock_guard guard(reg.mu);
+          MutexLock guard(reg.mu);
           // An environment inherited through fork() is left alone: closing it in the
           // child would drop the child's own locks on the same files.
           if (e->creator_pid_ == ::getpid()) delete e;
@@ -278,7 +281,7 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
   }
   // Outside the registry lock: dropping `existing` may close the environment.
   if (existing->read_only() && !options.read_only) {
-    throw Error(ErrorCode::kInvalidArgument,
+    throw Error(ErrorCode::kFailedPrecondition,
                 "lmdb store '" + path +
                     "' is already open read-only in this process; close those stores first");
   }
@@ -347,12 +350,13 @@ LmdbEnv::~LmdbEnv() {
 
 void LmdbEnv::open_catalogue_at_open() {
   {
-    TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+    TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_, std::adopt_lock);
     MDB_dbi dbi = 0;
     const int rc = mdb_dbi_open(txn.get(), std::string(kCatalogueName).c_str(), 0, &dbi);
     if (rc == MDB_SUCCESS) {
       check_format(txn.get(), dbi);
       txn.commit("open catalogue", context());  // keeps the handle
+      WriterLock lock(cache_mu_);               // uncontended: nobody else has the environment yet
       catalogue_dbi_ = dbi;
       return;
     }
@@ -391,7 +395,7 @@ void LmdbEnv::create_catalogue() {
         }
       },
       /*opens_handles=*/true);
-  std::unique_lock lock(cache_mu_);
+  WriterLock lock(cache_mu_);
   catalogue_dbi_ = created;
 }
 
@@ -424,7 +428,7 @@ MDB_txn* LmdbEnv::begin_read() {
     gate_.enter_shared();
     MDB_txn* txn = nullptr;
     {
-      std::lock_guard lock(pool_mu_);
+      MutexLock lock(pool_mu_);
       if (!pool_.empty()) {
         txn = pool_.back();
         pool_.pop_back();
@@ -450,7 +454,7 @@ MDB_txn* LmdbEnv::begin_read() {
       // Free the slots this process keeps for reuse, and those of dead processes.
       std::vector<MDB_txn*> pooled;
       {
-        std::lock_guard lock(pool_mu_);
+        MutexLock lock(pool_mu_);
         pooled.swap(pool_);
       }
       for (MDB_txn* t : pooled) mdb_txn_abort(t);
@@ -464,7 +468,7 @@ void LmdbEnv::end_read(MDB_txn* txn) noexcept {
   mdb_txn_reset(txn);
   bool pooled = false;
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(pool_mu_);
     if (pool_.size() < std::min<std::size_t>(kMaxPooledReadTxns, max_readers_ / 4)) {
       pool_.push_back(txn);
       pooled = true;
@@ -492,10 +496,12 @@ MDB_txn* LmdbEnv::begin_unpooled(unsigned flags, std::string_view operation) {
 }
 
 void LmdbEnv::adopt_map_size() {
-  gate_.enter_exclusive();
-  const int rc = mdb_env_set_mapsize(env_, 0);  // the size another process persisted
-  if (rc != MDB_SUCCESS) broken_ = true;
-  gate_.leave_exclusive();
+  int rc;
+  {
+    ExclusiveGate gate(gate_);
+    rc = mdb_env_set_mapsize(env_, 0);  // the size another process persisted
+    if (rc != MDB_SUCCESS) broken_ = true;
+  }
   if (rc != MDB_SUCCESS)
     throw_lmdb_error(rc, "adopt the map size grown by another process", context());
   ++map_resizes_;
@@ -503,15 +509,18 @@ void LmdbEnv::adopt_map_size() {
 
 void LmdbEnv::grow_map(std::size_t needed) {
   clear_stale_readers();  // dead readers pin pages that could otherwise be reused
-  gate_.enter_exclusive();
-  MDB_envinfo info{};
-  mdb_env_info(env_, &info);
-  const std::size_t current = info.me_mapsize;
-  const std::size_t step = std::clamp(current, kMiB, kGiB);
-  const std::size_t wanted = round_up_to_page(current + std::max(step, 2 * needed));
-  const int rc = mdb_env_set_mapsize(env_, wanted);
-  if (rc != MDB_SUCCESS) broken_ = true;
-  gate_.leave_exclusive();
+  std::size_t wanted;
+  int rc;
+  {
+    ExclusiveGate gate(gate_);
+    MDB_envinfo info{};
+    mdb_env_info(env_, &info);
+    const std::size_t current = info.me_mapsize;
+    const std::size_t step = std::clamp(current, kMiB, kGiB);
+    wanted = round_up_to_page(current + std::max(step, 2 * needed));
+    rc = mdb_env_set_mapsize(env_, wanted);
+    if (rc != MDB_SUCCESS) broken_ = true;
+  }
   if (rc != MDB_SUCCESS) {
     throw_lmdb_error(rc, "grow the memory map to " + std::to_string(wanted) + " bytes", context());
   }
@@ -523,7 +532,7 @@ void LmdbEnv::write(std::span<const std::string> collections, std::size_t size_h
   if (read_only_) {
     throw Error(ErrorCode::kNotSupported, lmdb_error_subject(context()) + " was opened read-only");
   }
-  std::lock_guard writer(writer_mu_);
+  MutexLock writer(writer_mu_);
   maybe_check_readers();
   bool may_open = opens_handles;
   for (const std::string& name : collections) {
@@ -531,75 +540,69 @@ void LmdbEnv::write(std::span<const std::string> collections, std::size_t size_h
   }
   for (int attempt = 0;; ++attempt) {
     check_usable();
-    std::unique_lock<std::mutex> dbi_lock(dbi_open_mu_, std::defer_lock);
-    if (may_open) dbi_lock.lock();
-    gate_.enter_shared();
-    MDB_txn* txn = nullptr;
-    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-    if (rc == MDB_MAP_RESIZED && attempt < kMaxRetries) {
-      gate_.leave_shared();
-      if (dbi_lock.owns_lock()) dbi_lock.unlock();
-      adopt_map_size();
-      continue;
-    }
-    if (rc != MDB_SUCCESS) {
-      gate_.leave_shared();
-      throw_lmdb_error(rc, "begin write transaction", context());
-    }
-    WriteTxn w(*this, txn, may_open);
-    bool map_full = false;
-    try {
-      fn(w);
-    } catch (const LmdbMapFull&) {
-      map_full = true;
-    } catch (...) {
-      mdb_txn_abort(txn);
-      gate_.leave_shared();
-      throw;
-    }
-    if (map_full) {
-      mdb_txn_abort(txn);
+    const bool may_adopt = attempt < kMaxRetries;
+    WriteOutcome outcome;
+    if (may_open) {
+      MutexLock dbi_lock(dbi_open_mu_);
+      outcome = write_once(fn, /*may_open=*/true, may_adopt);
     } else {
-      rc = mdb_txn_commit(txn);  // frees txn, whatever the outcome
-      if (rc == MDB_SUCCESS) {
-        if (!w.opened_.empty()) {
-          std::unique_lock lock(cache_mu_);
-          for (auto& [name, dbi] : w.opened_) dbis_.insert_or_assign(name, dbi);
-        }
-        gate_.leave_shared();
-        return;
-      }
-      if (rc != MDB_MAP_FULL) {
-        gate_.leave_shared();
-        throw_lmdb_error(rc, "commit", context());
-      }
+      outcome = write_once(fn, /*may_open=*/false, may_adopt);
     }
-    gate_.leave_shared();
-    if (dbi_lock.owns_lock()) dbi_lock.unlock();
+    switch (outcome) {
+      case WriteOutcome::kCommitted:
+        return;
+      case WriteOutcome::kMapResized:
+        adopt_map_size();
+        continue;
+      case WriteOutcome::kMapFull:
+        break;
+    }
     if (attempt >= kMaxRetries) {
-      throw Error(ErrorCode::kIOError, lmdb_error_subject(context()) +
-                                           ": no room for the batch after " +
-                                           std::to_string(kMaxRetries) + " map growths");
+      throw Error(ErrorCode::kResourceExhausted, lmdb_error_subject(context()) +
+                                                     ": no room for the batch after " +
+                                                     std::to_string(kMaxRetries) + " map growths");
     }
     grow_map(size_hint);
   }
 }
 
+LmdbEnv::WriteOutcome LmdbEnv::write_once(const std::function<void(WriteTxn&)>& fn, bool may_open,
+                                          bool may_adopt) {
+  TxnGuard txn(gate_);
+  int rc = txn.begin(env_, 0);
+  if (rc == MDB_MAP_RESIZED && may_adopt) return WriteOutcome::kMapResized;
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "begin write transaction", context());
+  WriteTxn w(*this, txn.get(), may_open);
+  try {
+    fn(w);
+  } catch (const LmdbMapFull&) {
+    return WriteOutcome::kMapFull;  // the guard aborts the transaction
+  }
+  rc = txn.commit();
+  if (rc == MDB_MAP_FULL) return WriteOutcome::kMapFull;
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "commit", context());
+  if (!w.opened_.empty()) {
+    WriterLock lock(cache_mu_);
+    for (auto& [name, handle] : w.opened_) handles_.insert_or_assign(name, handle);
+  }
+  return WriteOutcome::kCommitted;
+}
+
 // ---- Collections ------------------------------------------------------------------
 
-std::optional<CollectionDbs> LmdbEnv::cached(std::string_view name) {
-  std::shared_lock lock(cache_mu_);
-  auto it = dbis_.find(name);  // transparent: no std::string is built
-  if (it == dbis_.end()) return std::nullopt;
+std::optional<CollectionHandle> LmdbEnv::cached(std::string_view name) {
+  ReaderLock lock(cache_mu_);
+  auto it = handles_.find(name);  // transparent: no std::string is built
+  if (it == handles_.end()) return std::nullopt;
   return it->second;
 }
 
-CollectionDbs LmdbEnv::open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
-                                           const LmdbErrorContext& context) {
-  CollectionDbs dbs;
-  dbs.id = id;
+CollectionHandle LmdbEnv::open_collection_db(MDB_txn* txn, std::uint64_t id, unsigned flags,
+                                             const LmdbErrorContext& context) {
+  CollectionHandle handle;
+  handle.id = id;
   const std::string name = collection_db_name(id);
-  const int rc = mdb_dbi_open(txn, name.c_str(), flags, &dbs.keys);
+  const int rc = mdb_dbi_open(txn, name.c_str(), flags, &handle.dbi);
   if (rc == MDB_NOTFOUND) {
     throw_lmdb_corruption(
         "the catalogue lists the collection but its database " + name + " is missing", context);
@@ -608,7 +611,7 @@ CollectionDbs LmdbEnv::open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsig
     throw_lmdb_error(rc, (flags & MDB_CREATE) != 0 ? "create collection" : "open collection",
                      context);
   }
-  return dbs;
+  return handle;
 }
 
 std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -625,29 +628,29 @@ std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_
 
 std::optional<MDB_dbi> LmdbEnv::catalogue() {
   {
-    std::shared_lock lock(cache_mu_);
+    ReaderLock lock(cache_mu_);
     if (catalogue_dbi_) return catalogue_dbi_;
   }
-  std::lock_guard open_lock(dbi_open_mu_);
+  MutexLock open_lock(dbi_open_mu_);
   {
-    std::shared_lock lock(cache_mu_);
+    ReaderLock lock(cache_mu_);
     if (catalogue_dbi_) return catalogue_dbi_;
   }
   // Only a read-only environment gets here: the store had no catalogue at open.
-  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_, std::adopt_lock);
   MDB_dbi dbi = 0;
   const int rc = mdb_dbi_open(txn.get(), std::string(kCatalogueName).c_str(), 0, &dbi);
   if (rc == MDB_NOTFOUND) return std::nullopt;
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open catalogue", context());
   check_format(txn.get(), dbi);
   txn.commit("open catalogue", context());
-  std::unique_lock lock(cache_mu_);
+  WriterLock lock(cache_mu_);
   catalogue_dbi_ = dbi;
   return dbi;
 }
 
-std::optional<CollectionDbs> LmdbEnv::find_collection(std::string_view name) {
-  if (std::optional<CollectionDbs> dbs = cached(name)) return dbs;
+std::optional<CollectionHandle> LmdbEnv::find_collection(std::string_view name) {
+  if (std::optional<CollectionHandle> handle = cached(name)) return handle;
   const std::optional<MDB_dbi> catalogue_dbi = catalogue();
   if (!catalogue_dbi) return std::nullopt;
   {
@@ -656,17 +659,17 @@ std::optional<CollectionDbs> LmdbEnv::find_collection(std::string_view name) {
     ReadTxn txn(*this);
     if (!lookup_id(txn.get(), *catalogue_dbi, name)) return std::nullopt;
   }
-  std::lock_guard open_lock(dbi_open_mu_);
-  if (std::optional<CollectionDbs> dbs = cached(name)) return dbs;
+  MutexLock open_lock(dbi_open_mu_);
+  if (std::optional<CollectionHandle> handle = cached(name)) return handle;
   const LmdbErrorContext context = this->context().with_collection(name);
-  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_);
+  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_, std::adopt_lock);
   const std::optional<std::uint64_t> id = lookup_id(txn.get(), *catalogue_dbi, name);
   if (!id) return std::nullopt;
-  const CollectionDbs dbs = open_collection_dbs(txn.get(), *id, 0, context);
-  txn.commit("open collection", context);  // the handles are usable by later transactions
-  std::unique_lock lock(cache_mu_);
-  dbis_.insert_or_assign(std::string(name), dbs);
-  return dbs;
+  const CollectionHandle handle = open_collection_db(txn.get(), *id, 0, context);
+  txn.commit("open collection", context);  // the handle is usable by later transactions
+  WriterLock lock(cache_mu_);
+  handles_.insert_or_assign(std::string(name), handle);
+  return handle;
 }
 
 // ---- Maintenance ------------------------------------------------------------------
@@ -694,7 +697,7 @@ void LmdbEnv::maybe_check_readers() {
 }
 
 void LmdbEnv::require_full_durability() {
-  std::lock_guard writer(writer_mu_);  // not in the middle of a commit
+  MutexLock writer(writer_mu_);  // not in the middle of a commit
   if (full_durability_) return;
   const int rc = mdb_env_set_flags(env_, MDB_NOMETASYNC, 0);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "set durability", context());
@@ -704,12 +707,15 @@ void LmdbEnv::require_full_durability() {
 LmdbStats LmdbEnv::stats() {
   LmdbStats out;
   check_usable();
-  gate_.enter_shared();  // mdb_env_info reads the meta pages, inside the map
   MDB_envinfo info{};
   MDB_stat stat{};
-  const int rc1 = mdb_env_info(env_, &info);
-  const int rc2 = mdb_env_stat(env_, &stat);
-  gate_.leave_shared();
+  int rc1;
+  int rc2;
+  {
+    SharedGate gate(gate_);  // mdb_env_info reads the meta pages, inside the map
+    rc1 = mdb_env_info(env_, &info);
+    rc2 = mdb_env_stat(env_, &stat);
+  }
   if (rc1 != MDB_SUCCESS) throw_lmdb_error(rc1, "read environment info", context());
   if (rc2 != MDB_SUCCESS) throw_lmdb_error(rc2, "read environment info", context());
   out.map_size = info.me_mapsize;
@@ -719,8 +725,8 @@ LmdbStats LmdbEnv::stats() {
   out.stale_readers_cleared = stale_readers_cleared_;
   out.catalogue_lookups = catalogue_lookups_;
   {
-    std::shared_lock lock(cache_mu_);
-    out.collections_open = dbis_.size();
+    ReaderLock lock(cache_mu_);
+    out.collections_open = handles_.size();
   }
   out.max_readers = max_readers_;
   out.max_collections = max_collections_;

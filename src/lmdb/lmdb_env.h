@@ -13,7 +13,8 @@
 //     were cached before it began;
 //   - writers are serialized by writer_mu_ (and across processes by LMDB's lock).
 //
-// Lock order: writer_mu_ -> dbi_open_mu_ -> gate -> cache_mu_ / pool_mu_.
+// Lock order: writer_mu_ -> dbi_open_mu_ -> gate -> cache_mu_ / pool_mu_, checked by
+// clang's thread-safety analysis (kvdex/thread_annotations.h).
 //
 // Catalogue (named database "kvdex:catalogue"), keyed by a one-byte tag:
 //   "mformat"   -> "3"                      format of this store
@@ -34,13 +35,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,6 +46,7 @@
 #include <vector>
 
 #include "kvdex/lmdb_kvstore.h"
+#include "kvdex/thread_annotations.h"
 #include "lmdb/key_codec.h"
 #include "lmdb/lmdb_error.h"
 
@@ -82,9 +81,9 @@ inline std::uint64_t load_u64(const char* in) noexcept {
   return v;
 }
 
-// A collection's database and catalogue id.
-struct CollectionDbs {
-  MDB_dbi keys = 0;      // KeyCodec records: sequence number + value text
+// An open collection: the handle of its database ("kvdex:c:<id>") and its catalogue id.
+struct CollectionHandle {
+  MDB_dbi dbi = 0;       // KeyCodec records: sequence number + value text
   std::uint64_t id = 0;  // names its database and its catalogue records
 };
 
@@ -98,59 +97,51 @@ struct StringHash {
 
 // Shared/exclusive gate with writer preference: once a thread waits to hold it
 // exclusively, new shared holders wait, so a growing map cannot be starved by a
-// stream of readers.
-class TxnGate {
+// stream of readers. A capability, so the analysis checks who holds it how.
+class KVDEX_CAPABILITY("gate") TxnGate {
  public:
-  void enter_shared();
-  void leave_shared();
-  void enter_exclusive();
-  void leave_exclusive();
+  void enter_shared() KVDEX_ACQUIRE_SHARED() KVDEX_EXCLUDES(mu_);
+  void leave_shared() KVDEX_RELEASE_SHARED() KVDEX_EXCLUDES(mu_);
+  void enter_exclusive() KVDEX_ACQUIRE() KVDEX_EXCLUDES(mu_);
+  void leave_exclusive() KVDEX_RELEASE() KVDEX_EXCLUDES(mu_);
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int shared_ = 0;
-  int waiting_exclusive_ = 0;
-  bool exclusive_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  int shared_ KVDEX_GUARDED_BY(mu_) = 0;
+  int waiting_exclusive_ KVDEX_GUARDED_BY(mu_) = 0;
+  bool exclusive_ KVDEX_GUARDED_BY(mu_) = false;
 };
 
-class LmdbEnv;
-
-// A read transaction, from the environment's pool of reset transactions. Holds the
-// gate shared while alive.
-class ReadTxn {
+// Holds a TxnGate shared for its scope.
+class KVDEX_SCOPED_CAPABILITY SharedGate {
  public:
-  explicit ReadTxn(LmdbEnv& env);
-  ~ReadTxn();
-  ReadTxn(const ReadTxn&) = delete;
-  ReadTxn& operator=(const ReadTxn&) = delete;
-  MDB_txn* get() const noexcept { return txn_; }
+  explicit SharedGate(TxnGate& gate) KVDEX_ACQUIRE_SHARED(gate) : gate_(gate) {
+    gate_.enter_shared();
+  }
+  ~SharedGate() KVDEX_RELEASE() { gate_.leave_shared(); }
+  SharedGate(const SharedGate&) = delete;
+  SharedGate& operator=(const SharedGate&) = delete;
 
  private:
-  LmdbEnv& env_;
-  MDB_txn* txn_ = nullptr;
+  TxnGate& gate_;
 };
 
-// The write transaction handed to LmdbEnv::write's callback.
-class WriteTxn {
+// Holds a TxnGate exclusively for its scope.
+class KVDEX_SCOPED_CAPABILITY ExclusiveGate {
  public:
-  MDB_txn* get() const noexcept { return txn_; }
-  // The collection's database handles; creates the collection (catalogue entries and
-  // databases) when `create` is set and it does not exist. nullopt if absent.
-  std::optional<CollectionDbs> collection(std::string_view name, bool create);
-  // The catalogue's handle (the catalogue exists whenever a write transaction runs).
-  MDB_dbi catalogue() const;
+  explicit ExclusiveGate(TxnGate& gate) KVDEX_ACQUIRE(gate) : gate_(gate) {
+    gate_.enter_exclusive();
+  }
+  ~ExclusiveGate() KVDEX_RELEASE() { gate_.leave_exclusive(); }
+  ExclusiveGate(const ExclusiveGate&) = delete;
+  ExclusiveGate& operator=(const ExclusiveGate&) = delete;
 
  private:
-  friend class LmdbEnv;
-  WriteTxn(LmdbEnv& env, MDB_txn* txn, bool may_open) : env_(env), txn_(txn), may_open_(may_open) {}
-
-  LmdbEnv& env_;
-  MDB_txn* txn_;
-  bool may_open_;
-  // Handles to publish on commit.
-  std::unordered_map<std::string, CollectionDbs, StringHash, std::equal_to<>> opened_;
+  TxnGate& gate_;
 };
+
+class WriteTxn;
 
 class LmdbEnv {
  public:
@@ -168,50 +159,63 @@ class LmdbEnv {
     return LmdbErrorContext{path_, {}, false, max_collections_};
   }
 
-  // The handles of an existing collection, or nullopt. Opens it (once per process)
+  // The handle of an existing collection, or nullopt. Opens it (once per process)
   // through the catalogue.
-  std::optional<CollectionDbs> find_collection(std::string_view name);
+  std::optional<CollectionHandle> find_collection(std::string_view name)
+      KVDEX_EXCLUDES(dbi_open_mu_, gate_, cache_mu_);
   // The catalogue's handle; nullopt only for a read-only store never written to.
-  std::optional<MDB_dbi> catalogue();
+  std::optional<MDB_dbi> catalogue() KVDEX_EXCLUDES(dbi_open_mu_, gate_, cache_mu_);
 
   // Runs fn in one write transaction and commits it, growing the map and retrying
   // (fn runs again) when the map is full. `collections` are those fn may open;
   // `size_hint` estimates the bytes fn writes.
   // `opens_handles` forces dbi_open_mu_ for callbacks that open handles themselves.
   void write(std::span<const std::string> collections, std::size_t size_hint,
-             const std::function<void(WriteTxn&)>& fn, bool opens_handles = false);
+             const std::function<void(WriteTxn&)>& fn, bool opens_handles = false)
+      KVDEX_EXCLUDES(writer_mu_, dbi_open_mu_, gate_);
 
   void sync();
   std::size_t clear_stale_readers();
-  LmdbStats stats();
+  LmdbStats stats() KVDEX_EXCLUDES(gate_, cache_mu_);
   // Used when a second store with stronger durability shares this environment.
-  void require_full_durability();
+  void require_full_durability() KVDEX_EXCLUDES(writer_mu_);
 
  private:
   friend class ReadTxn;
   friend class WriteTxn;
 
+  // What one attempt of write() came to.
+  enum class WriteOutcome { kCommitted, kMapResized, kMapFull };
+
   LmdbEnv(std::string path, const LmdbOptions& options);
-  void open_catalogue_at_open();
-  void create_catalogue();
+  void open_catalogue_at_open() KVDEX_EXCLUDES(gate_, cache_mu_);
+  void create_catalogue() KVDEX_EXCLUDES(writer_mu_, dbi_open_mu_, gate_, cache_mu_);
   void check_format(MDB_txn* txn, MDB_dbi catalogue_dbi);
+
+  // One write transaction: begins it, runs fn and commits. kMapResized: another
+  // process grew the map before the transaction began (only when `may_adopt`;
+  // otherwise that is an error); kMapFull: fn or the commit ran out of room. Either
+  // way nothing was written. Holds the gate shared throughout.
+  WriteOutcome write_once(const std::function<void(WriteTxn&)>& fn, bool may_open, bool may_adopt)
+      KVDEX_REQUIRES(writer_mu_) KVDEX_EXCLUDES(gate_);
 
   // Begins a transaction (read-only: from the pool), handling MDB_MAP_RESIZED and
   // MDB_READERS_FULL. On return the gate is held shared.
-  MDB_txn* begin_read();
-  void end_read(MDB_txn* txn) noexcept;
-  MDB_txn* begin_unpooled(unsigned flags, std::string_view operation);
+  MDB_txn* begin_read() KVDEX_ACQUIRE_SHARED(gate_) KVDEX_EXCLUDES(pool_mu_);
+  void end_read(MDB_txn* txn) noexcept KVDEX_RELEASE_SHARED(gate_) KVDEX_EXCLUDES(pool_mu_);
+  MDB_txn* begin_unpooled(unsigned flags, std::string_view operation) KVDEX_ACQUIRE_SHARED(gate_);
 
-  // Under the gate held exclusively: adopt the size another process grew the map
-  // to, or grow it for about `needed` more bytes.
-  void adopt_map_size();
-  void grow_map(std::size_t needed);
+  // Takes the gate exclusively: adopt the size another process grew the map to, or
+  // grow it for about `needed` more bytes.
+  void adopt_map_size() KVDEX_EXCLUDES(gate_);
+  void grow_map(std::size_t needed) KVDEX_EXCLUDES(gate_);
   void check_usable() const;
   void maybe_check_readers();
-  std::optional<CollectionDbs> cached(std::string_view name);
+  std::optional<CollectionHandle> cached(std::string_view name) KVDEX_EXCLUDES(cache_mu_);
   // Opens the database of collection `id` in `txn` (kCorruption if it is missing).
-  CollectionDbs open_collection_dbs(MDB_txn* txn, std::uint64_t id, unsigned flags,
-                                    const LmdbErrorContext& context);
+  // mdb_dbi_open is only safe under dbi_open_mu_.
+  CollectionHandle open_collection_db(MDB_txn* txn, std::uint64_t id, unsigned flags,
+                                      const LmdbErrorContext& context) KVDEX_REQUIRES(dbi_open_mu_);
 
   // Catalogue lookups inside a transaction.
   std::optional<std::uint64_t> lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -225,17 +229,21 @@ class LmdbEnv {
   const pid_t creator_pid_;
   MDB_env* env_ = nullptr;
 
-  TxnGate gate_;
-  std::mutex writer_mu_;
-  std::mutex dbi_open_mu_;
+  // Lock order: writer_mu_ -> dbi_open_mu_ -> gate_ -> cache_mu_ / pool_mu_. writer_mu_
+  // and dbi_open_mu_ guard no member: they order LMDB calls (one writer; one
+  // transaction at a time that may open handles).
+  Mutex writer_mu_;
+  Mutex dbi_open_mu_ KVDEX_ACQUIRED_AFTER(writer_mu_);
+  TxnGate gate_ KVDEX_ACQUIRED_AFTER(dbi_open_mu_);
 
-  std::shared_mutex cache_mu_;
-  // collection name -> handles
-  std::unordered_map<std::string, CollectionDbs, StringHash, std::equal_to<>> dbis_;
-  std::optional<MDB_dbi> catalogue_dbi_;
+  SharedMutex cache_mu_ KVDEX_ACQUIRED_AFTER(gate_);
+  // collection name -> handle
+  std::unordered_map<std::string, CollectionHandle, StringHash, std::equal_to<>> handles_
+      KVDEX_GUARDED_BY(cache_mu_);
+  std::optional<MDB_dbi> catalogue_dbi_ KVDEX_GUARDED_BY(cache_mu_);
 
-  std::mutex pool_mu_;
-  std::vector<MDB_txn*> pool_;  // reset read transactions
+  Mutex pool_mu_ KVDEX_ACQUIRED_AFTER(gate_);
+  std::vector<MDB_txn*> pool_ KVDEX_GUARDED_BY(pool_mu_);  // reset read transactions
 
   std::atomic<bool> broken_{false};
   std::atomic<bool> full_durability_{true};
@@ -243,6 +251,45 @@ class LmdbEnv {
   std::atomic<std::uint64_t> map_resizes_{0};
   std::atomic<std::uint64_t> stale_readers_cleared_{0};
   std::atomic<std::uint64_t> catalogue_lookups_{0};
+};
+
+// A read transaction, from the environment's pool of reset transactions. Holds the
+// gate shared while alive.
+class KVDEX_SCOPED_CAPABILITY ReadTxn {
+ public:
+  explicit ReadTxn(LmdbEnv& env) KVDEX_ACQUIRE_SHARED(env.gate_) : env_(env) {
+    txn_ = env.begin_read();
+  }
+  ~ReadTxn() KVDEX_RELEASE() { env_.end_read(txn_); }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  MDB_txn* get() const noexcept { return txn_; }
+
+ private:
+  LmdbEnv& env_;
+  MDB_txn* txn_ = nullptr;
+};
+
+// The write transaction handed to LmdbEnv::write's callback.
+class WriteTxn {
+ public:
+  MDB_txn* get() const noexcept { return txn_; }
+  // The collection's handle; creates the collection (catalogue entries and database)
+  // when `create` is set and it does not exist. nullopt if absent.
+  std::optional<CollectionHandle> collection(std::string_view name, bool create)
+      KVDEX_EXCLUDES(env_.cache_mu_);
+  // The catalogue's handle (the catalogue exists whenever a write transaction runs).
+  MDB_dbi catalogue() const KVDEX_EXCLUDES(env_.cache_mu_);
+
+ private:
+  friend class LmdbEnv;
+  WriteTxn(LmdbEnv& env, MDB_txn* txn, bool may_open) : env_(env), txn_(txn), may_open_(may_open) {}
+
+  LmdbEnv& env_;
+  MDB_txn* txn_;
+  bool may_open_;  // the transaction runs under dbi_open_mu_
+  // Handles to publish on commit.
+  std::unordered_map<std::string, CollectionHandle, StringHash, std::equal_to<>> opened_;
 };
 
 }  // namespace kvdex::detail

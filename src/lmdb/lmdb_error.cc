@@ -3,6 +3,7 @@
 #include <lmdb.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace kvdex::detail {
 namespace {
@@ -39,13 +40,13 @@ void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext
       hint = " (the store was written by an incompatible LMDB version)";
       break;
     case MDB_DBS_FULL:
-      code = ErrorCode::kInvalidArgument;
+      code = ErrorCode::kResourceExhausted;
       hint = " (this process already uses LmdbOptions::max_collections = " +
              std::to_string(context.max_collections) +
              " collections of this store; open it with a larger max_collections)";
       break;
     case MDB_TXN_FULL:
-      code = ErrorCode::kInvalidArgument;
+      code = ErrorCode::kResourceExhausted;
       hint = " (the batch is too large for one LMDB transaction; use a smaller batch_size)";
       break;
     case MDB_BAD_VALSIZE:
@@ -53,7 +54,7 @@ void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext
       hint = " (LMDB stores values of at most 4 GiB)";
       break;
     case MDB_READERS_FULL:
-      code = ErrorCode::kUnavailable;
+      code = ErrorCode::kResourceExhausted;
       hint = " (every reader slot is in use by live readers; raise LmdbOptions::max_readers)";
       break;
     case MDB_MAP_FULL:
@@ -74,12 +75,15 @@ void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext
     case EINVAL:
       code = ErrorCode::kInternal;
       break;
-    case ENOENT:
-      code = ErrorCode::kNotFound;
-      break;
-    default:
-      code = ErrorCode::kIOError;  // EIO, ENOSPC, EACCES, EROFS, ENOMEM, ...
-      break;
+    default: {
+      if (rc <= 0) break;  // an LMDB code newer than this switch: kIOError
+      // An errno value from the operating system: its own words, thread-safely
+      // (mdb_strerror calls strerror, which may share a buffer between threads).
+      char buf[256];
+      const char* reason = strerror_r(rc, buf, sizeof buf);  // GNU: may not be buf
+      throw Error(error_code_for_errno(rc),
+                  lmdb_error_subject(context) + ": " + std::string(operation) + ": " + reason);
+    }
   }
   throw Error(code, lmdb_error_subject(context) + ": " + std::string(operation) + ": " +
                         mdb_strerror(rc) + hint);

@@ -1,4 +1,5 @@
-// The one place where LMDB return codes become kvdex::Error (STYLE.md item 6).
+// The one place where LMDB return codes become kvdex::Error, so every LMDB failure
+// gets the same code and message shape wherever it happens.
 #ifndef KVDEX_SRC_LMDB_LMDB_ERROR_H_
 #define KVDEX_SRC_LMDB_LMDB_ERROR_H_
 
@@ -25,22 +26,26 @@ struct LmdbErrorContext {
 };
 
 // Thrown for MDB_MAP_FULL inside a write transaction; the write loop catches it,
-// grows the map and retries, so it never reaches a caller. It is a kvdex::Error
-// (kInternal) so that even a bug letting it escape keeps the one-exception-type rule.
+// grows the map and retries. It is a kvdex::Error saying what happened
+// (kResourceExhausted) so that one escaping by a bug still keeps the
+// one-exception-type rule and the right code.
 class LmdbMapFull : public Error {
  public:
-  explicit LmdbMapFull(const std::string& message) : Error(ErrorCode::kInternal, message) {}
+  explicit LmdbMapFull(const std::string& message)
+      : Error(ErrorCode::kResourceExhausted, message) {}
 };
 
 // Translates `rc` (an MDB_* code or an errno value) for `operation`:
 //   MDB_NOTFOUND -> kNotFound; MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID,
 //   MDB_INCOMPATIBLE -> kCorruption; MDB_VERSION_MISMATCH -> kNotSupported;
-//   MDB_DBS_FULL (too many collections), MDB_TXN_FULL (batch too large),
-//   MDB_BAD_VALSIZE (value too large) -> kInvalidArgument; MDB_READERS_FULL ->
-//   kUnavailable; MDB_MAP_FULL -> LmdbMapFull; MDB_PANIC, ENOSPC, EIO, EACCES,
-//   ENOMEM and other errno values -> kIOError (ENOENT -> kNotFound); other MDB_*
-//   codes (bad handles, bad transactions) -> kInternal.
-// The message is "lmdb store '<path>'[, collection '<name>']: <operation>: <reason>".
+//   MDB_BAD_VALSIZE (value too large) -> kInvalidArgument; MDB_DBS_FULL (too many
+//   collections), MDB_TXN_FULL (batch too large), MDB_READERS_FULL ->
+//   kResourceExhausted; MDB_MAP_FULL -> LmdbMapFull; MDB_PANIC -> kIOError;
+//   other MDB_* codes (bad handles, bad transactions) and EINVAL -> kInternal;
+//   any other errno value -> error_code_for_errno (ENOSPC -> kResourceExhausted,
+//   EACCES -> kPermissionDenied, ENOENT -> kNotFound, EIO -> kIOError, ...).
+// The message is "lmdb store '<path>'[, collection '<name>']: <operation>: <reason>",
+// the reason being LMDB's text, or the operating system's for an errno value.
 [[noreturn]] void throw_lmdb_error(int rc, std::string_view operation,
                                    const LmdbErrorContext& context);
 

@@ -40,7 +40,7 @@ class MemoryWritableFile final : public WritableFile {
   void append(std::string_view data) override { buffer_.append(data); }
   void sync() override {}
   void close() override {
-    std::lock_guard lock(fs_.mu_);
+    MutexLock lock(fs_.mu_);
     fs_.files_[path_] = std::make_shared<std::string>(std::move(buffer_));
   }
 
@@ -53,12 +53,12 @@ class MemoryWritableFile final : public WritableFile {
 // ---- MemoryFileSystem ---------------------------------------------------------------
 
 bool MemoryFileSystem::exists(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return files_.count(path) != 0 || directories_.count(path) != 0;
 }
 
 std::unique_ptr<ReadableFile> MemoryFileSystem::open_readable(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(path);
   if (it == files_.end())
     throw Error(ErrorCode::kNotFound, "cannot open '" + path + "': no such file");
@@ -67,14 +67,14 @@ std::unique_ptr<ReadableFile> MemoryFileSystem::open_readable(const std::string&
 
 std::unique_ptr<WritableFile> MemoryFileSystem::open_writable(const std::string& path) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     files_[path] = std::make_shared<std::string>();
   }
   return std::make_unique<MemoryWritableFile>(*this, path);
 }
 
 void MemoryFileSystem::rename(const std::string& from, const std::string& to) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(from);
   if (it == files_.end())
     throw Error(ErrorCode::kNotFound, "cannot rename '" + from + "': no such file");
@@ -83,13 +83,13 @@ void MemoryFileSystem::rename(const std::string& from, const std::string& to) {
 }
 
 void MemoryFileSystem::remove_file(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (files_.erase(path) == 0)
     throw Error(ErrorCode::kNotFound, "cannot remove '" + path + "': no such file");
 }
 
 void MemoryFileSystem::create_directories(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (std::string dir = path; !dir.empty() && dir != "/"; dir = parent_directory(dir)) {
     directories_[dir] = true;
   }
@@ -98,19 +98,19 @@ void MemoryFileSystem::create_directories(const std::string& path) {
 void MemoryFileSystem::sync_directory(const std::string&) {}
 
 std::string MemoryFileSystem::contents(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(path);
   if (it == files_.end()) throw Error(ErrorCode::kNotFound, "no such file '" + path + "'");
   return *it->second;
 }
 
 void MemoryFileSystem::set_contents(const std::string& path, std::string data) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   files_[path] = std::make_shared<std::string>(std::move(data));
 }
 
 std::size_t MemoryFileSystem::file_count() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return files_.size();
 }
 
@@ -188,23 +188,23 @@ const char* op_name(FsOp op) {
 }  // namespace
 
 void FaultInjectionFileSystem::fail_operation(long n) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   fail_at_ = n < 0 ? -1 : operations_ + n;
 }
 
 long FaultInjectionFileSystem::operation_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return operations_;
 }
 
 void FaultInjectionFileSystem::reset_count() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   operations_ = 0;
   fail_at_ = -1;
 }
 
 void FaultInjectionFileSystem::count(FsOp op, const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const long index = operations_++;
   if (index == fail_at_) {
     throw Error(ErrorCode::kIOError,

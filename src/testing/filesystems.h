@@ -11,10 +11,10 @@
 #include <cstddef>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "kvdex/filesystem.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex::testing {
 
@@ -35,9 +35,9 @@ class MemoryFileSystem : public FileSystem {
 
  private:
   friend class MemoryWritableFile;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<std::string>> files_;
-  std::map<std::string, bool> directories_;
+  Mutex mu_;
+  std::map<std::string, std::shared_ptr<std::string>> files_ KVDEX_GUARDED_BY(mu_);
+  std::map<std::string, bool> directories_ KVDEX_GUARDED_BY(mu_);
 };
 
 // The operations FaultInjectionFileSystem counts, in the order a persist uses them.
@@ -78,9 +78,9 @@ class FaultInjectionFileSystem : public FileSystem {
 
  private:
   FileSystem& base_;
-  mutable std::mutex mu_;
-  long operations_ = 0;
-  long fail_at_ = -1;
+  mutable Mutex mu_;
+  long operations_ KVDEX_GUARDED_BY(mu_) = 0;
+  long fail_at_ KVDEX_GUARDED_BY(mu_) = -1;
 };
 
 }  // namespace kvdex::testing

@@ -251,3 +251,12 @@ def test_lmdb_store_commands_and_exit_codes(tmp_path):
     not_a_dir.write_text("x")
     proc = kvdex("put", f"lmdb:{not_a_dir}", "k", '{"v": 1}')
     assert proc.returncode == 2 and str(not_a_dir) in proc.stderr
+
+
+def test_lmdb_collection_limit_exits_7(tmp_path):
+    # One process may use at most LmdbOptions::max_collections (1024) collections of a
+    # store: a limit reached (resource_exhausted), not a bad argument.
+    source = tmp_path / "many.json"
+    source.write_text(json.dumps({f"c{i}": {"k": {"v": i}} for i in range(1025)}))
+    proc = kvdex("copy", source, f"lmdb:{tmp_path / 'kv'}", check=7)
+    assert "max_collections = 1024" in proc.stderr

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <lmdb.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -13,6 +16,7 @@
 
 #include "kvdex/kvdex.h"
 #include "lmdb/key_codec.h"
+#include "lmdb/lmdb_error.h"
 #include "test_util.h"
 
 namespace kvdex::testing {
@@ -325,7 +329,7 @@ TEST(LmdbKVStore, ReadOnlyStoreReadsAndRefusesWrites) {
     LmdbKVStore writable(dir.file("store"));
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
     EXPECT_NE(std::string(e.what()).find("read-only"), std::string::npos) << e.what();
   }
 }
@@ -350,6 +354,85 @@ TEST(LmdbKVStore, ErrorsNameThePath) {
     EXPECT_NE(std::string(e.what()).find(dir.file("garbage")), std::string::npos) << e.what();
   }
   KVDEX_EXPECT_ERROR(LmdbKVStore(""), ErrorCode::kInvalidArgument);
+}
+
+// A full reader table is a limit reached, not a server gone: with one slot, a read
+// started inside a scan (which holds the slot) finds none free.
+TEST(LmdbKVStore, FullReaderTableIsResourceExhausted) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"), {.max_readers = 1});
+  store.put("k", {{"v", 1}}, "c");
+  bool visited = false;
+  store.scan("c", [&](std::string_view, std::string_view) {
+    visited = true;
+    try {
+      store.get("k", "c");
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
+      EXPECT_NE(std::string(e.what()).find("max_readers"), std::string::npos) << e.what();
+    }
+  });
+  EXPECT_TRUE(visited);
+  EXPECT_EQ(store.get("k", "c"), (Value{{"v", 1}}));  // the slot is free again
+}
+
+// The operating system's refusal reaches the caller as such, in its own words. Root
+// may open anything, so the test needs another user.
+TEST(LmdbKVStore, UnwritableFilesArePermissionDenied) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root is never refused";
+  TempDir dir;
+  const std::string path = dir.file("store");
+  { LmdbKVStore(path).put("k", {{"v", 1}}); }
+  std::filesystem::permissions(path + "/data.mdb", std::filesystem::perms::owner_read);
+  try {
+    LmdbKVStore store(path);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::strerror(EACCES)), std::string::npos) << e.what();
+  }
+}
+
+// Every LMDB code and errno value the translation singles out, with its exact code.
+// Most cannot be provoked on demand (a full disk, a transaction of 2^17 dirty pages).
+TEST(LmdbErrors, EachFailureGetsTheCodeThatSaysWhatHappened) {
+  const detail::LmdbErrorContext context{"/some/store", {}, false, 7};
+  auto code_of = [&](int rc) {
+    try {
+      detail::throw_lmdb_error(rc, "op", context);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lmdb store '/some/store': op: "), std::string::npos)
+          << e.what();
+      return e.code();
+    }
+    return ErrorCode::kInternal;  // throw_lmdb_error is [[noreturn]]
+  };
+  EXPECT_EQ(code_of(MDB_DBS_FULL), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(code_of(MDB_TXN_FULL), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(code_of(MDB_READERS_FULL), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(code_of(MDB_MAP_FULL), ErrorCode::kResourceExhausted);
+  EXPECT_THROW(detail::throw_lmdb_error(MDB_MAP_FULL, "op", context), detail::LmdbMapFull);
+  EXPECT_EQ(code_of(MDB_BAD_VALSIZE), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(MDB_NOTFOUND), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of(MDB_CORRUPTED), ErrorCode::kCorruption);
+  EXPECT_EQ(code_of(MDB_VERSION_MISMATCH), ErrorCode::kNotSupported);
+  EXPECT_EQ(code_of(MDB_PANIC), ErrorCode::kIOError);
+  EXPECT_EQ(code_of(MDB_BAD_TXN), ErrorCode::kInternal);
+  EXPECT_EQ(code_of(EINVAL), ErrorCode::kInternal);
+  EXPECT_EQ(code_of(ENOSPC), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(code_of(EACCES), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(code_of(ENOENT), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of(EIO), ErrorCode::kIOError);
+  for (const int errnum : {ENOSPC, EACCES, EIO}) {
+    try {
+      detail::throw_lmdb_error(errnum, "commit", context);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("commit: ") + std::strerror(errnum)),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // Opens `path` with raw LMDB (no kvdex store may have it open in this process).
@@ -690,7 +773,7 @@ TEST(LmdbKVStore, AFailingBatchLeavesNothingBehind) {
     store.write(batch);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted);
     EXPECT_NE(std::string(e.what()).find("max_collections = 2"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("three"), std::string::npos) << e.what();
   }
@@ -739,7 +822,7 @@ TEST(LmdbKVStore, OpeningDoesConstantWork) {
   EXPECT_EQ(large.stats().collections_open, 1u);
   EXPECT_EQ(large.collections().size(), 300u);  // listing reads the catalogue, opens nothing
   EXPECT_EQ(large.stats().collections_open, 1u);
-  KVDEX_EXPECT_ERROR(large.get("k1", "c7"), ErrorCode::kInvalidArgument);  // the limit is real
+  KVDEX_EXPECT_ERROR(large.get("k1", "c7"), ErrorCode::kResourceExhausted);  // the limit is real
 }
 
 TEST(LmdbKVStore, DurabilityModes) {
