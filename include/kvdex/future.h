@@ -19,18 +19,17 @@
 #ifndef KVDEX_FUTURE_H_
 #define KVDEX_FUTURE_H_
 
-#include <condition_variable>
 #include <coroutine>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "kvdex/error.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 
@@ -40,22 +39,22 @@ template <class T>
 struct FutureState {
   using Stored = std::conditional_t<std::is_void_v<T>, bool, T>;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  bool ready = false;
-  std::optional<Stored> value;
-  std::exception_ptr error;
-  std::vector<std::function<void()>> callbacks;
+  Mutex mu;
+  CondVar cv;
+  bool ready KVDEX_GUARDED_BY(mu) = false;
+  std::optional<Stored> value KVDEX_GUARDED_BY(mu);
+  std::exception_ptr error KVDEX_GUARDED_BY(mu);
+  std::vector<std::function<void()>> callbacks KVDEX_GUARDED_BY(mu);
 
-  // Publishes the result and runs the callbacks outside the lock, so a callback may
-  // touch the future (get(), on_ready) without deadlocking.
-  template <class Fill>
-  void complete(Fill&& fill) {
+  // Publishes the result (a value or an error) and runs the callbacks outside the
+  // lock, so a callback may touch the future (get(), on_ready) without deadlocking.
+  void complete(std::optional<Stored> result, std::exception_ptr failure) KVDEX_EXCLUDES(mu) {
     std::vector<std::function<void()>> to_run;
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       if (ready) return;
-      fill(*this);
+      value = std::move(result);
+      error = std::move(failure);
       ready = true;
       to_run.swap(callbacks);
     }
@@ -78,18 +77,19 @@ class Future {
   bool valid() const noexcept { return state_ != nullptr; }
 
   bool ready() const {
-    std::lock_guard lock(state_->mu);
+    MutexLock lock(state_->mu);
     return state_->ready;
   }
 
   void wait() const {
-    std::unique_lock lock(state_->mu);
-    state_->cv.wait(lock, [&] { return state_->ready; });
+    MutexLock lock(state_->mu);
+    while (!state_->ready) state_->cv.wait(state_->mu);
   }
 
   // Waits, then returns the result or rethrows the operation's exception.
   T get() {
-    wait();
+    MutexLock lock(state_->mu);
+    while (!state_->ready) state_->cv.wait(state_->mu);
     if (state_->error) std::rethrow_exception(state_->error);
     if constexpr (!std::is_void_v<T>) return std::move(*state_->value);
   }
@@ -97,7 +97,7 @@ class Future {
   // Calls `callback` once the future is complete (see the file comment for where).
   void on_ready(std::function<void()> callback) {
     {
-      std::lock_guard lock(state_->mu);
+      MutexLock lock(state_->mu);
       if (!state_->ready) {
         state_->callbacks.push_back(std::move(callback));
         return;
@@ -140,18 +140,15 @@ class Promise {
 
   template <class... Args>
   void set_value(Args&&... args) {
-    state_->complete([&](detail::FutureState<T>& s) {
-      if constexpr (std::is_void_v<T>) {
-        s.value.emplace(true);
-      } else {
-        s.value.emplace(std::forward<Args>(args)...);
-      }
-    });
+    using Stored = typename detail::FutureState<T>::Stored;
+    if constexpr (std::is_void_v<T>) {
+      state_->complete(Stored(true), nullptr);
+    } else {
+      state_->complete(std::optional<Stored>(std::in_place, std::forward<Args>(args)...), nullptr);
+    }
   }
 
-  void set_error(std::exception_ptr error) {
-    state_->complete([&](detail::FutureState<T>& s) { s.error = std::move(error); });
-  }
+  void set_error(std::exception_ptr error) { state_->complete(std::nullopt, std::move(error)); }
 
  private:
   std::shared_ptr<detail::FutureState<T>> state_;

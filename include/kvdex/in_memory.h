@@ -27,8 +27,6 @@
 #include <concepts>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,6 +36,7 @@
 #include "kvdex/filesystem.h"
 #include "kvdex/insertion_ordered_map.h"
 #include "kvdex/kvstore.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 
@@ -81,7 +80,7 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   ~MutableMappingKVStore() override { wait_for_pending_operations(); }
 
   void write(const WriteBatch& batch) override {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     Mapping* mapping = nullptr;
     std::size_t mapping_collection = static_cast<std::size_t>(-1);
     for (const WriteBatch::Op& op : batch.ops()) {
@@ -100,17 +99,17 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   std::optional<EncodedValue> get_encoded(
       std::string_view key, std::string_view collection = kDefaultCollection) override {
     {
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       if (const std::unique_ptr<Mapping>* mapping = collections_.get(collection)) {
         return lookup(**mapping, key);
       }
     }
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     return lookup(collection_locked(collection), key);
   }
 
   bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     Mapping& mapping = collection_locked(collection);
     if constexpr (requires { mapping.erase(key); }) {
       return mapping.erase(key) != 0;
@@ -122,12 +121,12 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   std::vector<EncodedKeyValue> get_all_encoded(
       std::string_view collection = kDefaultCollection) override {
     {
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       if (const std::unique_ptr<Mapping>* mapping = collections_.get(collection)) {
         return copy_entries(**mapping);
       }
     }
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     return copy_entries(collection_locked(collection));
   }
 
@@ -136,7 +135,7 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   }
 
   std::vector<std::string> collections() override {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     std::vector<std::string> names;
     names.reserve(collections_.size());
     for (const auto& entry : collections_) names.push_back(entry.first);
@@ -144,7 +143,7 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
   }
 
   std::uint64_t count(std::string_view collection = kDefaultCollection) override {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     const std::unique_ptr<Mapping>* mapping = collections_.get(collection);
     return mapping ? (*mapping)->size() : 0;
   }
@@ -157,7 +156,7 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
 
   // Every collection and its entries, consistent as of one instant.
   StoreSnapshot snapshot() const {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     StoreSnapshot out;
     out.reserve(collections_.size());
     for (const auto& [name, mapping] : collections_) out.emplace_back(name, copy_entries(*mapping));
@@ -167,7 +166,7 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
  protected:
   // Replaces the whole contents (used by loaders).
   void replace_contents(InsertionOrderedMap<std::unique_ptr<Mapping>> collections) {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     collections_ = std::move(collections);
   }
 
@@ -191,16 +190,16 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
     return out;
   }
 
-  // The collection's mapping, created if missing. Caller holds mu_ exclusively.
-  Mapping& collection_locked(std::string_view collection) {
+  // The collection's mapping, created if missing.
+  Mapping& collection_locked(std::string_view collection) KVDEX_REQUIRES(mu_) {
     if (const std::unique_ptr<Mapping>* mapping = collections_.get(collection)) return **mapping;
     collections_.insert_or_assign(collection, std::make_unique<Mapping>(mapping_factory_()));
     return **collections_.get(collection);
   }
 
-  mutable std::shared_mutex mu_;
+  mutable SharedMutex mu_;
   MappingFactory mapping_factory_;
-  InsertionOrderedMap<std::unique_ptr<Mapping>> collections_;
+  InsertionOrderedMap<std::unique_ptr<Mapping>> collections_ KVDEX_GUARDED_BY(mu_);
 };
 
 }  // namespace kvdex

@@ -22,13 +22,13 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "kvdex/kvstore.h"
 #include "kvdex/open.h"
 #include "kvdex/simple_kvstore.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 
@@ -62,7 +62,7 @@ class JsonFileStore final : public BaseKVStore {
   std::unique_ptr<SimpleKVStore> store_;
   bool read_only_;
   std::atomic<bool> dirty_{false};
-  std::mutex flush_mu_;
+  Mutex flush_mu_;  // one flush at a time; dirty_ is atomic so writers never wait
 };
 
 }  // namespace kvdex

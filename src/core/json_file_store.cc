@@ -65,7 +65,7 @@ std::uint64_t JsonFileStore::count(std::string_view collection) {
 }
 
 void JsonFileStore::flush() {
-  std::lock_guard lock(flush_mu_);
+  MutexLock lock(flush_mu_);
   if (!dirty_.exchange(false)) return;
   try {
     store_->persist(path_);

@@ -1,9 +1,9 @@
 #include "kvdex/kvstore.h"
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <utility>
+
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 namespace {
@@ -116,24 +116,24 @@ Executor& BaseKVStore::executor() { return default_executor(); }
 // releasing the last one never touches a destroyed store.
 class BaseKVStore::PendingOperations {
  public:
-  void begin() {
-    std::lock_guard lock(mu_);
+  void begin() KVDEX_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     ++count_;
   }
-  void end() noexcept {
+  void end() noexcept KVDEX_EXCLUDES(mu_) {
     // Notify under the lock: once the waiter sees zero it may destroy the store.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (--count_ == 0) idle_.notify_all();
   }
-  void wait_idle() noexcept {
-    std::unique_lock lock(mu_);
-    idle_.wait(lock, [&] { return count_ == 0; });
+  void wait_idle() noexcept KVDEX_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    while (count_ != 0) idle_.wait(mu_);
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable idle_;
-  std::size_t count_ = 0;
+  Mutex mu_;
+  CondVar idle_;
+  std::size_t count_ KVDEX_GUARDED_BY(mu_) = 0;
 };
 
 BaseKVStore::BaseKVStore() : pending_(std::make_shared<PendingOperations>()) {}

@@ -8,13 +8,14 @@
 #include "kvdex/error.h"
 #include "kvdex/json_file_store.h"
 #include "kvdex/simple_kvstore.h"
+#include "kvdex/thread_annotations.h"
 
 namespace kvdex {
 namespace {
 
 struct Registry {
-  std::mutex mu;
-  std::map<std::string, StoreFactory, std::less<>> factories;
+  Mutex mu;
+  std::map<std::string, StoreFactory, std::less<>> factories KVDEX_GUARDED_BY(mu);
 };
 
 Registry& registry() {
@@ -24,7 +25,7 @@ Registry& registry() {
 
 void add_scheme(std::string scheme, StoreFactory factory, ErrorCode duplicate_code) {
   Registry& r = registry();
-  std::lock_guard lock(r.mu);
+  MutexLock lock(r.mu);
   auto [it, inserted] = r.factories.try_emplace(std::move(scheme), std::move(factory));
   if (!inserted) {
     throw Error(duplicate_code, "URI scheme '" + it->first + "' is already registered");
@@ -103,7 +104,7 @@ void register_scheme(std::string scheme, StoreFactory factory) {
 std::vector<std::string> registered_schemes() {
   ensure_builtins();
   Registry& r = registry();
-  std::lock_guard lock(r.mu);
+  MutexLock lock(r.mu);
   std::vector<std::string> names;
   for (const auto& entry : r.factories) names.push_back(entry.first);
   return names;
@@ -115,7 +116,7 @@ std::unique_ptr<BaseKVStore> open(std::string_view uri, const OpenOptions& optio
   StoreFactory factory;
   {
     Registry& r = registry();
-    std::lock_guard lock(r.mu);
+    MutexLock lock(r.mu);
     auto it = r.factories.find(parsed.scheme);
     if (it == r.factories.end()) {
       std::string known;
