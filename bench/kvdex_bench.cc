@@ -531,7 +531,7 @@ class RedisConnection {
 
 std::string_view reply_text(const redisReply* r) { return {r->str, r->len}; }
 
-// DESIGN.md's Redis layout (LlamaIndex's): one hash per collection, named by the
+// LlamaIndex's Redis layout (RedisKVStore): one hash per collection, named by the
 // collection string; field = key; value = the JSON text.
 int bench_raw_redis(const std::map<std::string, std::string>& flags) {
   Emitter out;
@@ -613,7 +613,7 @@ int bench_raw_redis(const std::map<std::string, std::string>& flags) {
     out.emit("get_all(HGETALL)", all.size(), seconds_since(start), w.bytes);
     expect_count("raw-redis HGETALL", all.size(), n);
   }
-  // get_all by HSCAN, as DESIGN.md's RedisKVStore does, 1,000 fields a call.
+  // get_all by HSCAN, as LlamaIndex's RedisKVStore does, 1,000 fields a call.
   start = Clock::now();
   {
     Pairs all;
@@ -755,7 +755,7 @@ int bench_raw_postgres(const std::map<std::string, std::string>& flags) {
   pg.exec(kPgCreateIndex);
 
   // put_all: one parameterized multi-row upsert per batch of 1,000, each its own
-  // transaction (a batch is atomic, as DESIGN.md asks and LlamaIndex commits).
+  // transaction (a batch is atomic, as kvdex's contract asks and LlamaIndex commits).
   pg.prepare("upsert1000", pg_upsert_sql(1000), 0);
   std::vector<std::string_view> params;
   auto start = Clock::now();

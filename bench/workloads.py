@@ -1,4 +1,4 @@
-"""Benchmark workloads (DESIGN.md section 6), generated from a fixed seed.
+"""Benchmark workloads (docs/benchmarks.md), generated from a fixed seed.
 
 A "nodes": N values in collection docstore/data shaped like a serialized LlamaIndex
 TextNode (about 1.5-1.7 KB of JSON each), keyed by UUIDs.

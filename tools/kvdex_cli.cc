@@ -48,7 +48,7 @@ constexpr const char* kExitCodesHelp =
     "readers busy); 8 store not in a state that allows it (e.g. open read-only);\n"
     "70 internal.\n"
     "Stores: lmdb:PATH (default for a bare path), json:PATH (LlamaIndex persist file;\n"
-    "a bare *.json path too), memory:, redis://..., postgresql://... when built in.\n";
+    "a bare *.json path too), memory: (redis:// and postgresql:// are planned).\n";
 
 int exit_code_for(ErrorCode code) {
   switch (code) {

@@ -9,7 +9,8 @@
 // Operations apply in the order they were added, so a later put of the same key
 // wins. Every kvdex store applies a batch atomically: readers see none of it or all
 // of it, and a failed write leaves the store as it was (one LMDB transaction, one
-// Redis MULTI/EXEC, one PostgreSQL transaction, one lock hold in memory).
+// lock hold in memory; a MULTI/EXEC and a transaction for the planned Redis and
+// PostgreSQL backends).
 //
 // Thread safety: a WriteBatch is a plain value; do not mutate one while another
 // thread reads it.

@@ -31,8 +31,7 @@ std::string_view checked_value(std::string_view text, std::string_view key,
                                const LmdbErrorContext& context) {
   if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
     throw_lmdb_corruption(
-        "the value of key '" + std::string(key.substr(0, 120)) + "' is not JSON object text",
-        context);
+        "the value of key '" + shorten_for_message(key) + "' is not JSON object text", context);
   }
   return text;
 }
@@ -364,7 +363,7 @@ void check_collection_records(MDB_txn* txn, const detail::CollectionHandle& hand
   for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
     if (!entry) throw_lmdb_corruption("malformed record", where);
-    const std::string shown = std::string(entry->key.substr(0, 120));
+    const std::string shown = shorten_for_message(entry->key);
     if (!codec.placed_correctly(k, entry->key)) {
       throw_lmdb_corruption("key '" + shown + "' is stored under the wrong LMDB key", where);
     }
