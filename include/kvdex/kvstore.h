@@ -43,7 +43,8 @@
 // (aput, aput_all, aget, aget_all) and aput_encoded are built on those five and are
 // not virtual, so a backend overrides each operation in one place. The defaults run
 // the synchronous operation on executor(); a backend with an asynchronous engine
-// (the planned Redis and PostgreSQL backends, on hiredis and libpq) completes the futures from its own I/O threads.
+// (the planned Redis and PostgreSQL backends, on hiredis and libpq) completes the futures from its
+// own I/O threads.
 //
 // Lifetime of asynchronous operations: destroying a store waits for its pending
 // operations. An operation started by a default *_async implementation uses the
@@ -138,8 +139,8 @@ class BaseKVStore {
       std::string_view collection = kDefaultCollection);
 
   // Streams every entry of `collection` to `visit` without materializing the whole
-  // collection where the engine allows (an LMDB cursor; HSCAN pages for the planned Redis backend). Use it to export
-  // stores larger than memory.
+  // collection where the engine allows (an LMDB cursor; HSCAN pages for the planned Redis backend).
+  // Use it to export stores larger than memory.
   virtual void scan(std::string_view collection, const ScanVisitor& visit) = 0;
 
   // The names of the collections the store holds, in creation order where the
