@@ -1,6 +1,7 @@
 #include "kvdex/lmdb_kvstore.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -450,6 +451,7 @@ void verify_snapshot(MDB_txn* txn, const LmdbErrorContext& context,
 // length and that many bytes. 's' is the stage being walked; 'a' an LMDB assertion;
 // 'e' an Error (first byte its code); 'o' the store is sound.
 int verify_report_fd = -1;
+constexpr int kChildAssertionExit = 86;
 
 void send_report(char type, std::string_view body) noexcept {
   std::string record(5, '\0');
@@ -466,15 +468,26 @@ void send_report(char type, std::string_view body) noexcept {
   }
 }
 
-// In the child, an assertion is a finding: report it; LMDB then aborts the child.
+// In the child, an assertion is a finding: report it and end there (LMDB would print
+// and abort, perhaps dumping core).
 void report_assertion_to_parent(MDB_env*, const char* message) {
   send_report('a', message != nullptr ? message : "?");
+  ::_exit(kChildAssertionExit);
 }
 
 // The child of verify(): opens the store afresh (an environment must not be used
 // across fork()), checks one snapshot and reports. Never returns.
 [[noreturn]] void verify_in_child(const std::string& path, unsigned max_readers, int fd) {
   verify_report_fd = fd;
+  // The library prints nothing, not even from its child; and a child killed by a
+  // fault leaves no core file behind.
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, STDERR_FILENO);
+    ::dup2(null_fd, STDOUT_FILENO);
+  }
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
   const LmdbErrorContext context{path, {}, false};
   MDB_env* env = nullptr;
   MDB_txn* txn = nullptr;
