@@ -7,12 +7,13 @@
 //
 // PATH is a directory holding LMDB's data.mdb and lock.mdb (created, with its parents,
 // when create_if_missing is set). Layout, in short (docs/lmdb.md has the details;
-// on-disk format 3):
-//   - one named LMDB database per collection, "kvdex:c:<id>", maps each key to its
-//     record: the entry's 64-bit sequence number (its place in insertion order), then
-//     the value's EncodedValue text, byte for byte; a catalogue database maps
-//     collection names (any string, of any length) to ids, lists them in creation
-//     order and holds each collection's next sequence number;
+// on-disk format 4):
+//   - one LMDB database, "kvdex:data", holds every collection: the LMDB key is the
+//     collection's 64-bit id followed by the key, the record the entry's 64-bit
+//     sequence number (its place in insertion order), then the value's EncodedValue
+//     text, byte for byte; a catalogue database maps collection names (any string, of
+//     any length) to ids, lists them in creation order and holds each collection's
+//     next sequence number and key count. So any number of collections works;
 //   - keys of 1 to 480 bytes are LMDB keys as they are; longer keys (and the empty
 //     key) are stored under their first 480 bytes plus a 64-bit hash and a collision
 //     counter, with the full key inside the record. So there is no key length limit.
@@ -22,9 +23,10 @@
 // LlamaIndex persist file copied into the store and back is byte-identical.
 // Costs: get is one B-tree lookup; a put of a new key one insert, as raw LMDB (an
 // overwrite two lookups); remove one delete; each write transaction also rewrites the
-// catalogue's sequence record. scan/get_all walk the collection in key order and put
-// the entries in sequence order in memory (linear when the numbers are dense, else a
-// sort): O(n) extra memory of about 40 bytes per entry, no value copied; count is O(1).
+// catalogue's counters record of each collection it changed. scan/get_all walk the
+// collection in key order and put the entries in sequence order in memory (linear
+// when the numbers are dense, else a sort): O(n) extra memory of about 40 bytes per
+// entry, no value copied; count is one catalogue lookup.
 //
 // Transactions: write(batch) is one LMDB write transaction, so put_all commits each
 // batch of batch_size pairs atomically; readers, other processes and a crash see a
@@ -45,8 +47,14 @@
 // lock.mdb drops the process's locks). A store must not be used in a child after
 // fork(); open it again in the child, which gets its own environment.
 //
-// Opening does constant work, whatever the store's size: no collection is opened or
-// counted until it is used.
+// Opening does constant work, whatever the store's size: no collection is looked up
+// or counted until it is used. Before LMDB maps data.mdb, its meta pages are read and
+// the file's size checked against them (a truncated file is kCorruption, not SIGBUS).
+//
+// Damage: LMDB trusts the pages it follows. A zeroed or overwritten page met by a
+// read or write ends the process (LMDB asserts, after a line on stderr naming the
+// store and `kvdex verify`; or it faults). verify() walks every page in a child
+// process and reports such damage as kCorruption, the caller surviving.
 //
 // Thread safety: every method may be called concurrently from many threads. Readers
 // never block writers; writers of one environment are serialized. Callbacks passed
@@ -58,17 +66,19 @@
 //
 // Errors (kvdex::Error): kNotFound when the store does not exist and
 // create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
-// a directory or a value is over 4 GiB; kFailedPrecondition when the store is already
+// a directory, an option is out of range (map_size 0 or over 64 TiB, max_readers 0 or
+// over 2^20) or a value is over 4 GiB; kFailedPrecondition when the store is already
 // open read-only in this process and is opened for writing; kResourceExhausted when a
-// process uses more than max_collections collections, a batch is too large for one
-// LMDB transaction, every LMDB reader slot is taken, the map cannot grow enough or
-// the disk is full; kNotSupported for writes to a read-only store, for a store in
-// another format (the message names it: stores of formats 1 and 2 are refused and
-// must be copied again from their source), or a directory holding a non-kvdex LMDB
-// environment; kCorruption for malformed stored data (including two records with one
-// sequence number, met by get_all/scan); kPermissionDenied when the operating system
-// refuses access to the files; kIOError for other failing I/O. Messages name the
-// path and, where one is involved, the collection.
+// batch is too large for one LMDB transaction, every LMDB reader slot is taken, the
+// map cannot grow enough or the disk is full; kNotSupported for writes to a read-only
+// store, for a store in another format (the message names it and how to convert: a
+// format-3 store is copied out with the kvdex that wrote it), or a directory holding
+// a non-kvdex LMDB environment; kCorruption for malformed stored data (including two
+// records with one sequence number, met by get_all/scan), an empty data.mdb (opened
+// read-only or without create_if_missing) and a data.mdb shorter than its meta page
+// says; kPermissionDenied when the operating system refuses access to the files;
+// kIOError for other failing I/O. Messages name the path and, where one is involved,
+// the collection.
 #ifndef KVDEX_LMDB_KVSTORE_H_
 #define KVDEX_LMDB_KVSTORE_H_
 
@@ -106,22 +116,20 @@ enum class LmdbDurability {
 
 // Options of an LmdbKVStore. Designated initializers welcome:
 //   kvdex::LmdbOptions{.map_size = 1 << 30, .durability = kvdex::LmdbDurability::kFull}
-// map_size, max_collections, max_readers and durability belong to the LMDB
+// map_size, max_readers and durability belong to the LMDB
 // environment: when a process opens a store it already has open, the first opener's
 // values hold, except that durability only ever gets stronger (kFull wins).
 struct LmdbOptions {
   // Initial size of the memory map in bytes (address space, not disk space: the file
   // only grows as data is written). Grows by itself; a store whose map already is
-  // larger keeps its size. LMDB rounds tiny values up to a few pages.
+  // larger keeps its size. LMDB rounds tiny values up to a few pages. 1 to 2^46.
   std::size_t map_size = std::size_t{64} << 20;
   LmdbDurability durability = LmdbDurability::kFull;
-  // How many distinct collections one process may use in this store while it is
-  // open (LMDB's maxdbs is this plus one, for the catalogue). Every transaction costs a
-  // few bytes per slot, so do not raise it needlessly. Exceeding it is
-  // Error(kResourceExhausted).
+  // Ignored: since format 4 every collection lives in one LMDB database, so any
+  // number of collections works. Kept so that code setting it still compiles.
   unsigned max_collections = 1024;
   // Reader slots shared by all processes (LMDB's maxreaders). Each concurrent read
-  // uses one; each open store keeps up to 16 reserved for reuse.
+  // uses one; each open store keeps up to 16 reserved for reuse. 1 to 2^20.
   unsigned max_readers = 126;
   // At most how often writes check for reader slots of dead processes.
   std::chrono::milliseconds reader_check_interval{5000};
@@ -139,7 +147,6 @@ struct LmdbStats {
   std::uint64_t catalogue_lookups = 0;      // collection-name lookups done in the catalogue
   std::size_t collections_open = 0;         // collections this process has opened
   unsigned max_readers = 0;
-  unsigned max_collections = 0;
   LmdbDurability durability = LmdbDurability::kFull;
 };
 
@@ -173,12 +180,15 @@ class LmdbKVStore final : public BaseKVStore {
   // Clears the reader slots of dead processes now; returns how many were cleared.
   std::size_t clear_stale_readers();
 
-  // Checks the whole store in one snapshot: the catalogue agrees with the named
-  // databases, every record decodes (long-key records carry the key their LMDB key
-  // was derived from), every value is canonical JSON object text, and each
-  // collection's sequence numbers are distinct and below its next one (the
-  // catalogue's record). Reads everything:
-  // O(size log size). Throws Error(kCorruption) naming the collection and key.
+  // Checks the whole store in one snapshot: data.mdb is as long as its meta page
+  // says, every page LMDB reaches is sound enough to walk, the catalogue is
+  // consistent, every record belongs to a listed collection and decodes (long-key
+  // records carry the key their LMDB key was derived from), every value is canonical
+  // JSON object text, each collection's sequence numbers are distinct and below its
+  // next one and its key count is the catalogue's. Reads everything: O(size log size).
+  // The walk runs in a child process (fork), so a damaged page that makes LMDB
+  // assert or fault ends the child, not the caller. Throws Error(kCorruption) saying
+  // what it found, naming the collection and key where it can.
   void verify();
 
   LmdbStats stats();

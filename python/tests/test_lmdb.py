@@ -59,12 +59,48 @@ def test_read_only_and_missing(tmp_path):
         kvdex.LmdbKVStore(str(tmp_path / "ro"))
 
 
-def test_limits_are_resource_exhausted(tmp_path):
-    store = kvdex.LmdbKVStore(str(tmp_path / "few"), max_collections=1)
-    store.put("k", {"v": 1}, collection="one")
-    with pytest.raises(kvdex.ResourceExhaustedError, match="max_collections = 1"):
-        store.put("k", {"v": 2}, collection="two")
-    assert store.collections() == ["one"]
+def test_any_number_of_collections(tmp_path):
+    # Format 4: one LMDB database for every collection; max_collections is ignored.
+    store = kvdex.LmdbKVStore(str(tmp_path / "many"), max_collections=1)
+    for i in range(2000):
+        store.put("k", {"v": i}, collection=f"tenant-{i}")
+    assert len(store.collections()) == 2000
+    assert store.get("k", collection="tenant-1999") == {"v": 1999}
+    store.verify()
+
+
+def test_options_out_of_range_are_invalid_argument(tmp_path):
+    for options in ({"max_readers": 0}, {"map_size": 0}, {"map_size": 1 << 60}):
+        with pytest.raises(kvdex.InvalidArgumentError):
+            kvdex.LmdbKVStore(str(tmp_path / "s"), **options)
+
+
+def _filled(path, keys=3000):
+    store = kvdex.LmdbKVStore(str(path))
+    store.put_all([(f"k{i:05d}", {"i": i, "pad": "x" * 200}) for i in range(keys)], collection="c")
+    del store
+
+
+def test_truncated_data_file_is_corruption(tmp_path):
+    import os
+
+    path = tmp_path / "kv"
+    _filled(path)
+    os.truncate(path / "data.mdb", 300000)
+    with pytest.raises(kvdex.CorruptionError, match="data.mdb"):
+        kvdex.LmdbKVStore(str(path), read_only=True)
+
+
+def test_verify_reports_a_damaged_page_and_the_interpreter_survives(tmp_path):
+    path = tmp_path / "kv"
+    _filled(path)
+    with open(path / "data.mdb", "r+b") as f:
+        f.seek(100 * 4096)
+        f.write(bytes(4096))
+    store = kvdex.LmdbKVStore(str(path), read_only=True)
+    with pytest.raises(kvdex.CorruptionError, match="damaged"):
+        store.verify()
+    assert store.collections() == ["c"]
 
 
 @pytest.mark.asyncio

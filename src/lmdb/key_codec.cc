@@ -56,6 +56,14 @@ std::string KeyCodec::inline_key(std::string_view key) const {
   return out;
 }
 
+std::string_view KeyCodec::inline_key_in(std::string_view key,
+                                         char (&buf)[kMaxTagBytes + kMaxInlineKey]) const noexcept {
+  if (tag_.empty()) return key;
+  std::memcpy(buf, tag_.data(), tag_.size());
+  std::memcpy(buf + tag_.size(), key.data(), key.size());
+  return {buf, tag_.size() + key.size()};
+}
+
 std::string KeyCodec::group_prefix(std::string_view key) const {
   std::string out;
   out.reserve(tag_.size() + kMaxInlineKey + kKeyHashBytes);
@@ -95,8 +103,8 @@ bool KeyCodec::placed_correctly(const MDB_val& lmdb_key, std::string_view key) c
 std::optional<std::string_view> KeyCodec::get(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
                                               const LmdbErrorContext& context) const {
   if (is_inline(key)) {
-    const std::string tagged = tag_.empty() ? std::string() : inline_key(key);
-    MDB_val k = as_val(tag_.empty() ? key : std::string_view(tagged));
+    char buf[kMaxTagBytes + kMaxInlineKey];
+    MDB_val k = as_val(inline_key_in(key, buf));
     MDB_val d;
     const int rc = mdb_get(txn, dbi, &k, &d);
     if (rc == MDB_NOTFOUND) return std::nullopt;
@@ -130,8 +138,8 @@ KeyCodec::Reserved KeyCodec::reserve(MDB_txn* txn, MDB_dbi dbi, std::string_view
                                      std::size_t payload_size, std::span<char> old_head,
                                      std::string* lmdb_key, const LmdbErrorContext& context) const {
   if (is_inline(key)) {
-    const std::string tagged = tag_.empty() ? std::string() : inline_key(key);
-    const std::string_view stored = tag_.empty() ? key : std::string_view(tagged);
+    char buf[kMaxTagBytes + kMaxInlineKey];
+    const std::string_view stored = inline_key_in(key, buf);
     if (lmdb_key != nullptr) lmdb_key->assign(stored);
     MDB_val k = as_val(stored);
     MDB_val d{payload_size, nullptr};
@@ -211,8 +219,8 @@ bool KeyCodec::remove(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::span
                       const LmdbErrorContext& context) const {
   LmdbCursor cursor(txn, dbi, context);
   if (is_inline(key)) {
-    const std::string tagged = tag_.empty() ? std::string() : inline_key(key);
-    MDB_val k = as_val(tag_.empty() ? key : std::string_view(tagged));
+    char buf[kMaxTagBytes + kMaxInlineKey];
+    MDB_val k = as_val(inline_key_in(key, buf));
     MDB_val d;
     int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_SET_KEY);
     if (rc == MDB_NOTFOUND) return false;

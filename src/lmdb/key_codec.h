@@ -31,6 +31,9 @@
 namespace kvdex::detail {
 
 inline constexpr std::size_t kMaxInlineKey = 480;
+// A keyspace tag is at most this long (a collection id), so an inline key with its tag
+// is built on the stack: lookups and inserts allocate nothing.
+inline constexpr std::size_t kMaxTagBytes = 8;
 inline constexpr std::size_t kKeyHashBytes = 8;
 inline constexpr std::size_t kKeyCounterBytes = 2;
 inline constexpr std::size_t kHashedKeySuffix = kMaxInlineKey + kKeyHashBytes + kKeyCounterBytes;
@@ -63,7 +66,8 @@ class LmdbCursor {
 
 class KeyCodec {
  public:
-  // `tag` must outlive the codec. `hash` is replaceable for tests only.
+  // `tag` (at most kMaxTagBytes) must outlive the codec. `hash` is replaceable for tests
+  // only.
   explicit KeyCodec(std::string_view tag = {}, KeyHashFn hash = &fnv1a64) noexcept
       : tag_(tag), hash_(hash) {}
 
@@ -113,6 +117,9 @@ class KeyCodec {
  private:
   std::string group_prefix(std::string_view key) const;
   std::string inline_key(std::string_view key) const;
+  // tag + key in `buf` (or `key` itself when there is no tag).
+  std::string_view inline_key_in(std::string_view key,
+                                 char (&buf)[kMaxTagBytes + kMaxInlineKey]) const noexcept;
 
   std::string_view tag_;
   KeyHashFn hash_;

@@ -1,10 +1,13 @@
 #include "lmdb/lmdb_env.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <utility>
@@ -30,6 +33,100 @@ std::size_t round_up_to_page(std::size_t n) {
   const std::size_t p = page > 0 ? static_cast<std::size_t>(page) : 4096;
   return (n + p - 1) / p * p;
 }
+
+// ---- Checks of data.mdb before LMDB maps it ---------------------------------------
+
+// LMDB's meta page (mdb.c, 64-bit builds): a 16-byte page header whose flags (at byte
+// 10) include P_META, then MDB_meta: magic, version, address, map size, two MDB_db
+// (the first one's leading u32 holds the page size), the last used page number and the
+// transaction id. Pages 0 and 1 are metas; LMDB uses the valid one with the larger
+// transaction id.
+constexpr std::size_t kMetaFlagsOffset = 10;
+constexpr std::uint16_t kPageIsMeta = 0x08;
+constexpr std::size_t kMetaMagicOffset = 16;
+constexpr std::size_t kMetaVersionOffset = 20;
+constexpr std::size_t kMetaPageSizeOffset = 40;
+constexpr std::size_t kMetaLastPageOffset = 136;
+constexpr std::size_t kMetaTxnIdOffset = 144;
+constexpr std::size_t kMetaBytes = 152;
+constexpr std::uint32_t kLmdbMagic = 0xBEEFC0DE;
+constexpr std::uint32_t kLmdbDataVersion = 1;
+
+struct MetaPage {
+  std::uint32_t page_size;
+  std::uint64_t last_page;
+  std::uint64_t txn_id;
+};
+
+template <class T>
+T load_native(const unsigned char* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The meta page at `offset`, or nullopt when it is not one LMDB would accept (LMDB
+// itself then refuses the file with an error, which is reported as corruption).
+std::optional<MetaPage> read_meta(int fd, off_t offset) {
+  unsigned char buf[kMetaBytes];
+  if (::pread(fd, buf, sizeof buf, offset) != static_cast<ssize_t>(sizeof buf)) return std::nullopt;
+  if ((load_native<std::uint16_t>(buf + kMetaFlagsOffset) & kPageIsMeta) == 0 ||
+      load_native<std::uint32_t>(buf + kMetaMagicOffset) != kLmdbMagic ||
+      load_native<std::uint32_t>(buf + kMetaVersionOffset) != kLmdbDataVersion) {
+    return std::nullopt;
+  }
+  MetaPage meta{load_native<std::uint32_t>(buf + kMetaPageSizeOffset),
+                load_native<std::uint64_t>(buf + kMetaLastPageOffset),
+                load_native<std::uint64_t>(buf + kMetaTxnIdOffset)};
+  if (meta.page_size < 512 || meta.page_size > (1u << 20)) return std::nullopt;
+  return meta;
+}
+
+}  // namespace
+
+void check_data_file(const std::string& store_path, bool may_be_empty) {
+  const std::string data_file = (std::filesystem::path(store_path) / "data.mdb").string();
+  const int fd = ::open(data_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // a new store, or one LMDB will report on when it opens it
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  check_data_file(store_path, fd, may_be_empty);
+}
+
+void check_data_file(const std::string& store_path, int fd, bool may_be_empty) {
+  const std::string data_file = (std::filesystem::path(store_path) / "data.mdb").string();
+  const LmdbErrorContext context{store_path, {}, false};
+  // Meta pages first, size second: another process may commit meanwhile, and the file
+  // only grows before its meta page is written.
+  const std::optional<MetaPage> first = read_meta(fd, 0);
+  const std::optional<MetaPage> second =
+      first ? read_meta(fd, static_cast<off_t>(first->page_size)) : std::nullopt;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return;
+  if (st.st_size == 0) {
+    if (may_be_empty) return;  // LMDB writes the meta pages of a store it creates
+    throw_lmdb_corruption("data.mdb ('" + data_file +
+                              "') is empty: it holds no LMDB environment (the store's creation "
+                              "never finished, or the file was truncated)",
+                          context);
+  }
+  if (!first || !second) return;
+  const MetaPage& meta = second->txn_id > first->txn_id ? *second : *first;
+  const std::uint64_t needed = (meta.last_page + 1) * meta.page_size;
+  if (static_cast<std::uint64_t>(st.st_size) < needed) {
+    throw_lmdb_corruption("data.mdb ('" + data_file + "') is " + std::to_string(st.st_size) +
+                              " bytes but its meta page (transaction " +
+                              std::to_string(meta.txn_id) + ") uses " +
+                              std::to_string(meta.last_page + 1) + " pages of " +
+                              std::to_string(meta.page_size) + " bytes (" + std::to_string(needed) +
+                              "): the file was truncated; restore the store from a copy",
+                          context);
+  }
+}
+
+namespace {
 
 // ---- The per-process registry of open environments -------------------------------
 
@@ -86,21 +183,7 @@ class KVDEX_SCOPED_CAPABILITY TxnGuard {
   TxnGate& gate_;
 };
 
-std::string hex_id(std::uint64_t id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  do {
-    hex.insert(hex.begin(), kHex[id & 0xf]);
-    id >>= 4;
-  } while (id != 0);
-  return hex;
-}
-
 }  // namespace
-
-std::string collection_db_name(std::uint64_t id) {
-  return std::string(kCollectionDbPrefix) + hex_id(id);
-}
 
 std::string seq_record_key(std::uint64_t id) {
   // Not tag + encode_u64(id): GCC 12 at -O3 reports a false -Wrestrict in
@@ -108,6 +191,18 @@ std::string seq_record_key(std::uint64_t id) {
   std::string key(kSeqTag);
   key += encode_u64(id);
   return key;
+}
+
+std::string encode_counters(const CollectionCounters& counters) {
+  std::string out(16, '\0');
+  store_u64(out.data(), counters.next_seq);
+  store_u64(out.data() + 8, counters.count);
+  return out;
+}
+
+std::optional<CollectionCounters> decode_counters(std::string_view bytes) noexcept {
+  if (bytes.size() != 16) return std::nullopt;
+  return CollectionCounters{load_u64(bytes.data()), load_u64(bytes.data() + 8)};
 }
 
 std::string encode_u64(std::uint64_t v) {
@@ -177,7 +272,7 @@ std::optional<CollectionHandle> WriteTxn::collection(std::string_view name, bool
   }
   CollectionHandle handle;
   if (std::optional<std::uint64_t> id = env_.lookup_id(txn_, *catalogue, name)) {
-    handle = env_.open_collection_db(txn_, *id, 0, context);
+    handle = env_.handle_of(*id);
   } else {
     if (!create) return std::nullopt;
     MDB_val k = as_val(kNextIdKey);
@@ -197,7 +292,7 @@ std::optional<CollectionHandle> WriteTxn::collection(std::string_view name, bool
     rc = mdb_put(txn_, *catalogue, &k, &d, 0);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create collection", context);
     KeyCodec(kNameTag).put(txn_, *catalogue, name, encode_u64(*next), context);
-    handle = env_.open_collection_db(txn_, *next, MDB_CREATE, context);
+    handle = env_.handle_of(*next);
   }
   opened_.emplace(std::string(name), handle);
   return handle;
@@ -216,6 +311,7 @@ MDB_dbi WriteTxn::catalogue() const {
 
 std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOptions& options) {
   if (path.empty()) throw Error(ErrorCode::kInvalidArgument, "lmdb store path is empty");
+  check_options(path, options);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
@@ -289,21 +385,63 @@ std::shared_ptr<LmdbEnv> LmdbEnv::acquire(const std::string& path, const LmdbOpt
   return existing;
 }
 
+void check_options(const std::string& path, const LmdbOptions& options) {
+  auto refuse = [&](const std::string& what) {
+    throw Error(ErrorCode::kInvalidArgument, "lmdb store '" + path + "': " + what);
+  };
+  if (options.map_size == 0 || options.map_size > kMaxMapSize) {
+    refuse("map_size " + std::to_string(options.map_size) + " is out of range (1 to " +
+           std::to_string(kMaxMapSize) + " bytes; the map grows by itself)");
+  }
+  if (options.max_readers == 0 || options.max_readers > kMaxReaders) {
+    refuse("max_readers " + std::to_string(options.max_readers) + " is out of range (1 to " +
+           std::to_string(kMaxReaders) + ")");
+  }
+  if (options.reader_check_interval.count() < 0) {
+    refuse("reader_check_interval is negative");
+  }
+}
+
+namespace {
+
+// LMDB reports the shape of damage it meets through assert(); by default that aborts
+// with a line naming mdb.c only. The process ends either way (LMDB cannot go on), so
+// this is the one place kvdex prints: which store, and how to look at it.
+void report_lmdb_assertion(MDB_env* env, const char* message) {
+  const char* path = nullptr;
+  if (env == nullptr || mdb_env_get_path(env, &path) != MDB_SUCCESS || path == nullptr) {
+    path = "?";
+  }
+  std::string line = "kvdex: lmdb store '";
+  line += path;
+  line += "' is damaged (LMDB assertion failed: ";
+  line += message != nullptr ? message : "?";
+  line += "); run `kvdex verify ";
+  line += path;
+  line += "` to check it\n";
+  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace
+
 LmdbEnv::LmdbEnv(std::string path, const LmdbOptions& options)
     : path_(std::move(path)),
       read_only_(options.read_only),
-      max_collections_(std::max(1u, options.max_collections)),
-      max_readers_(std::max(1u, options.max_readers)),
+      max_readers_(options.max_readers),
       reader_check_interval_(options.reader_check_interval),
       creator_pid_(::getpid()),
       full_durability_(options.durability == LmdbDurability::kFull) {
   int rc = mdb_env_create(&env_);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context());
   try {
-    // One database per collection, plus the catalogue.
-    rc = mdb_env_set_maxdbs(env_, max_collections_ + 1);
+    // The catalogue and the data database, whatever the number of collections.
+    rc = mdb_env_set_maxdbs(env_, 2);
     if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env_, max_readers_);
     if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "configure environment", context());
+    mdb_env_set_assert(env_, &report_lmdb_assertion);  // EINVAL only for a null env
+    // LMDB maps the file as its meta page describes it: pages past the end of a
+    // truncated file raise SIGBUS when touched.
+    check_data_file(path_, !read_only_ && options.create_if_missing);
     // A new store starts at the requested size (LMDB's own default is 1 MiB); an
     // existing one keeps its persisted size, which LMDB adopts when no size is set.
     struct stat data {};
@@ -355,9 +493,11 @@ void LmdbEnv::open_catalogue_at_open() {
     const int rc = mdb_dbi_open(txn.get(), std::string(kCatalogueName).c_str(), 0, &dbi);
     if (rc == MDB_SUCCESS) {
       check_format(txn.get(), dbi);
-      txn.commit("open catalogue", context());  // keeps the handle
+      const MDB_dbi data = open_data_db(txn.get());
+      txn.commit("open catalogue", context());  // keeps the handles
       WriterLock lock(cache_mu_);               // uncontended: nobody else has the environment yet
       catalogue_dbi_ = dbi;
+      data_dbi_ = data;
       return;
     }
     if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
@@ -374,17 +514,21 @@ void LmdbEnv::open_catalogue_at_open() {
 
 void LmdbEnv::create_catalogue() {
   MDB_dbi created = 0;
+  MDB_dbi data = 0;
   write(
       {}, 256,
       [&](WriteTxn& w) {
         int rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), 0, &created);
         if (rc == MDB_SUCCESS) {  // another process created it meanwhile
           check_format(w.get(), created);
+          data = open_data_db(w.get());
           return;
         }
         if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "open catalogue", context());
         rc = mdb_dbi_open(w.get(), std::string(kCatalogueName).c_str(), MDB_CREATE, &created);
         if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create catalogue", context());
+        rc = mdb_dbi_open(w.get(), std::string(kDataName).c_str(), MDB_CREATE, &data);
+        if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create data database", context());
         const std::string first_id = encode_u64(1);
         for (const auto& [key, value] : {std::pair{kFormatKey, kFormatVersion},
                                          std::pair{kNextIdKey, std::string_view(first_id)}}) {
@@ -397,6 +541,17 @@ void LmdbEnv::create_catalogue() {
       /*opens_handles=*/true);
   WriterLock lock(cache_mu_);
   catalogue_dbi_ = created;
+  data_dbi_ = data;
+}
+
+MDB_dbi LmdbEnv::open_data_db(MDB_txn* txn) {
+  MDB_dbi dbi = 0;
+  const int rc = mdb_dbi_open(txn, std::string(kDataName).c_str(), 0, &dbi);
+  if (rc == MDB_NOTFOUND) {
+    throw_lmdb_corruption("the catalogue exists but the data database is missing", context());
+  }
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open data database", context());
+  return dbi;
 }
 
 void LmdbEnv::check_format(MDB_txn* txn, MDB_dbi catalogue_dbi) {
@@ -406,10 +561,12 @@ void LmdbEnv::check_format(MDB_txn* txn, MDB_dbi catalogue_dbi) {
   if (rc == MDB_NOTFOUND) throw_lmdb_corruption("the catalogue has no format record", context());
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read catalogue", context());
   if (as_view(d) != kFormatVersion) {
-    throw Error(ErrorCode::kNotSupported, lmdb_error_subject(context()) + ": store format '" +
-                                              std::string(as_view(d)) +
-                                              "' is not supported (this kvdex reads format " +
-                                              std::string(kFormatVersion) + ")");
+    throw Error(ErrorCode::kNotSupported,
+                lmdb_error_subject(context()) + ": store format '" + std::string(as_view(d)) +
+                    "' is not supported (this kvdex reads format " + std::string(kFormatVersion) +
+                    "); to convert it, run `kvdex copy " + path_ +
+                    " json:FILE.json` with the kvdex that wrote it, then `kvdex copy "
+                    "json:FILE.json NEW_STORE` with this one");
   }
 }
 
@@ -580,6 +737,7 @@ LmdbEnv::WriteOutcome LmdbEnv::write_once(const std::function<void(WriteTxn&)>& 
   }
   rc = txn.commit();
   if (rc == MDB_MAP_FULL) return WriteOutcome::kMapFull;
+  if (rc == EIO && file_system_is_full()) rc = ENOSPC;
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "commit", context());
   if (!w.opened_.empty()) {
     WriterLock lock(cache_mu_);
@@ -597,21 +755,9 @@ std::optional<CollectionHandle> LmdbEnv::cached(std::string_view name) {
   return it->second;
 }
 
-CollectionHandle LmdbEnv::open_collection_db(MDB_txn* txn, std::uint64_t id, unsigned flags,
-                                             const LmdbErrorContext& context) {
-  CollectionHandle handle;
-  handle.id = id;
-  const std::string name = collection_db_name(id);
-  const int rc = mdb_dbi_open(txn, name.c_str(), flags, &handle.dbi);
-  if (rc == MDB_NOTFOUND) {
-    throw_lmdb_corruption(
-        "the catalogue lists the collection but its database " + name + " is missing", context);
-  }
-  if (rc != MDB_SUCCESS) {
-    throw_lmdb_error(rc, (flags & MDB_CREATE) != 0 ? "create collection" : "open collection",
-                     context);
-  }
-  return handle;
+CollectionHandle LmdbEnv::handle_of(std::uint64_t id) {
+  ReaderLock lock(cache_mu_);
+  return CollectionHandle(data_dbi_.value_or(0), id);
 }
 
 std::optional<std::uint64_t> LmdbEnv::lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -643,36 +789,59 @@ std::optional<MDB_dbi> LmdbEnv::catalogue() {
   if (rc == MDB_NOTFOUND) return std::nullopt;
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open catalogue", context());
   check_format(txn.get(), dbi);
+  const MDB_dbi data = open_data_db(txn.get());
   txn.commit("open catalogue", context());
   WriterLock lock(cache_mu_);
   catalogue_dbi_ = dbi;
+  data_dbi_ = data;
   return dbi;
+}
+
+std::optional<MDB_dbi> LmdbEnv::data() {
+  if (!catalogue()) return std::nullopt;
+  ReaderLock lock(cache_mu_);
+  return data_dbi_;
 }
 
 std::optional<CollectionHandle> LmdbEnv::find_collection(std::string_view name) {
   if (std::optional<CollectionHandle> handle = cached(name)) return handle;
   const std::optional<MDB_dbi> catalogue_dbi = catalogue();
   if (!catalogue_dbi) return std::nullopt;
+  std::optional<std::uint64_t> id;
   {
-    // Absence is answered from a pooled snapshot, without serializing readers: reads
-    // of a collection nobody wrote yet are common (LlamaIndex reads before it writes).
+    // From a pooled snapshot, without serializing readers: reads of a collection
+    // nobody wrote yet are common (LlamaIndex reads before it writes). A committed
+    // catalogue entry never changes (collections are never dropped), so the id is
+    // cached for good.
     ReadTxn txn(*this);
-    if (!lookup_id(txn.get(), *catalogue_dbi, name)) return std::nullopt;
+    id = lookup_id(txn.get(), *catalogue_dbi, name);
   }
-  MutexLock open_lock(dbi_open_mu_);
-  if (std::optional<CollectionHandle> handle = cached(name)) return handle;
-  const LmdbErrorContext context = this->context().with_collection(name);
-  TxnGuard txn(begin_unpooled(MDB_RDONLY, "begin read transaction"), gate_, std::adopt_lock);
-  const std::optional<std::uint64_t> id = lookup_id(txn.get(), *catalogue_dbi, name);
   if (!id) return std::nullopt;
-  const CollectionHandle handle = open_collection_db(txn.get(), *id, 0, context);
-  txn.commit("open collection", context);  // the handle is usable by later transactions
+  const CollectionHandle handle = handle_of(*id);
   WriterLock lock(cache_mu_);
   handles_.insert_or_assign(std::string(name), handle);
   return handle;
 }
 
 // ---- Maintenance ------------------------------------------------------------------
+
+// LMDB reports a short write as EIO (mdb_page_flush, mdb_env_write_meta), and a write
+// into a file system about to fill up is cut short before one fails with ENOSPC. A
+// file system left with less than a few pages free after such a failure is full.
+bool LmdbEnv::file_system_is_full() const {
+  int fd = -1;
+  struct statvfs fs {};
+  if (mdb_env_get_fd(env_, &fd) != MDB_SUCCESS || ::fstatvfs(fd, &fs) != 0) return false;
+  const std::uint64_t free_bytes = std::uint64_t{fs.f_bavail} * fs.f_frsize;
+  return free_bytes < kFullFileSystemBytes;
+}
+
+void LmdbEnv::check_data_file_size() {
+  int fd = -1;
+  const int rc = mdb_env_get_fd(env_, &fd);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read data file", context());
+  check_data_file(path_, fd, /*may_be_empty=*/false);
+}
 
 void LmdbEnv::sync() {
   if (read_only_) return;
@@ -729,7 +898,6 @@ LmdbStats LmdbEnv::stats() {
     out.collections_open = handles_.size();
   }
   out.max_readers = max_readers_;
-  out.max_collections = max_collections_;
   out.durability = full_durability_ ? LmdbDurability::kFull : LmdbDurability::kNoMetaSync;
   return out;
 }

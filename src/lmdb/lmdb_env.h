@@ -16,17 +16,21 @@
 // Lock order: writer_mu_ -> dbi_open_mu_ -> gate -> cache_mu_ / pool_mu_, checked by
 // clang's thread-safety analysis (kvdex/thread_annotations.h).
 //
-// Catalogue (named database "kvdex:catalogue"), keyed by a one-byte tag:
-//   "mformat"   -> "3"                      format of this store
+// Format 4 (docs/lmdb.md). Catalogue (named database "kvdex:catalogue"), keyed by a
+// one-byte tag:
+//   "mformat"   -> "4"                      format of this store
 //   "mnext_id"  -> u64 big-endian           the id the next collection gets
 //   "o" + u64 big-endian id -> name         creation order
 //   "n" + name (KeyCodec, tag "n") -> u64 big-endian id
-//   "s" + u64 big-endian id -> u64 big-endian   the collection's next sequence number
-//                                           (absent: 0, nothing was ever inserted)
-// A collection has one database, named with the id in lower-case hex:
-//   "kvdex:c:<id>"  KeyCodec records whose payload is the entry's sequence number
-//                   (u64 big-endian) followed by the value text. Insertion order is
-//                   the order of sequence numbers (docs/lmdb.md: why no index on them).
+//   "s" + u64 big-endian id -> u64 big-endian next sequence number, then u64
+//                                           big-endian key count (absent: 0 and 0)
+// Every collection's records live in one named database, "kvdex:data": KeyCodec
+// records in the keyspace tagged with the collection's id (u64 big-endian), whose
+// payload is the entry's sequence number (u64 big-endian) followed by the value text.
+// One B-tree for all collections: LMDB's named databases cost every transaction work
+// per open database and cap their number (MDB_DBS_FULL), and LlamaIndex applications
+// create a collection per tenant. Insertion order is the order of sequence numbers
+// (docs/lmdb.md: why no index on them).
 #ifndef KVDEX_SRC_LMDB_LMDB_ENV_H_
 #define KVDEX_SRC_LMDB_LMDB_ENV_H_
 
@@ -53,19 +57,29 @@
 namespace kvdex::detail {
 
 inline constexpr std::string_view kCatalogueName = "kvdex:catalogue";
-inline constexpr std::string_view kCollectionDbPrefix = "kvdex:c:";
+inline constexpr std::string_view kDataName = "kvdex:data";
 inline constexpr std::string_view kFormatKey = "mformat";
 inline constexpr std::string_view kNextIdKey = "mnext_id";
-inline constexpr std::string_view kFormatVersion = "3";
+inline constexpr std::string_view kFormatVersion = "4";
 inline constexpr std::string_view kOrderTag = "o";
 inline constexpr std::string_view kNameTag = "n";
 inline constexpr std::string_view kSeqTag = "s";
 // Bytes of the sequence number at the head of every collection record's payload.
 inline constexpr std::size_t kSeqBytes = 8;
+// Bytes of the collection id heading every LMDB key of the data database.
+inline constexpr std::size_t kCollectionTagBytes = 8;
+static_assert(kCollectionTagBytes <= kMaxTagBytes);
 
-std::string collection_db_name(std::uint64_t id);
-// The catalogue key of collection `id`'s next sequence number.
+// The catalogue key of collection `id`'s counters (next sequence number, key count).
 std::string seq_record_key(std::uint64_t id);
+
+// A collection's counters, kept in its "s" record of the catalogue.
+struct CollectionCounters {
+  std::uint64_t next_seq = 0;  // the number the next new key gets
+  std::uint64_t count = 0;     // keys in the collection
+};
+std::string encode_counters(const CollectionCounters& counters);
+std::optional<CollectionCounters> decode_counters(std::string_view bytes) noexcept;
 std::string encode_u64(std::uint64_t v);
 std::optional<std::uint64_t> decode_u64(std::string_view bytes) noexcept;
 
@@ -81,10 +95,22 @@ inline std::uint64_t load_u64(const char* in) noexcept {
   return v;
 }
 
-// An open collection: the handle of its database ("kvdex:c:<id>") and its catalogue id.
+// A collection in use: the data database's handle and the collection's id, whose
+// big-endian bytes tag its keyspace there (kept here so the hot path builds nothing).
 struct CollectionHandle {
-  MDB_dbi dbi = 0;       // KeyCodec records: sequence number + value text
-  std::uint64_t id = 0;  // names its database and its catalogue records
+  MDB_dbi dbi = 0;       // "kvdex:data": KeyCodec records, sequence number + value text
+  std::uint64_t id = 0;  // tags its keys and names its catalogue records
+  char tag_bytes[kCollectionTagBytes] = {};
+
+  CollectionHandle() = default;
+  CollectionHandle(MDB_dbi data_dbi, std::uint64_t collection_id) noexcept
+      : dbi(data_dbi), id(collection_id) {
+    store_u64(tag_bytes, collection_id);
+  }
+  // Views this object: the codec must not outlive it.
+  KeyCodec codec() const noexcept {
+    return KeyCodec(std::string_view(tag_bytes, sizeof tag_bytes));
+  }
 };
 
 // Heterogeneous lookup, so finding a handle by string_view allocates nothing.
@@ -143,6 +169,24 @@ class KVDEX_SCOPED_CAPABILITY ExclusiveGate {
 
 class WriteTxn;
 
+// Bounds of LmdbOptions: anything outside is refused (kInvalidArgument), never changed.
+inline constexpr std::size_t kMaxMapSize = std::size_t{1} << 46;  // 64 TiB of address space
+inline constexpr unsigned kMaxReaders = 1u << 20;                 // 64 MiB of lock file
+// Free space below which a failed write is taken for a full file system.
+inline constexpr std::uint64_t kFullFileSystemBytes = std::uint64_t{1} << 16;
+
+// Throws kInvalidArgument naming the option that is out of range.
+void check_options(const std::string& path, const LmdbOptions& options);
+
+// Checks data.mdb of the store at `path` before LMDB maps it, reading its meta pages
+// with pread as LMDB does: kCorruption naming the file when it is empty (unless
+// `may_be_empty`: LMDB will create the environment) or shorter than the last page
+// the newer valid meta page records (LMDB would die of SIGBUS touching it). A missing
+// file or unreadable meta pages are left to LMDB, which reports them as errors.
+void check_data_file(const std::string& path, bool may_be_empty);
+// The same on an open descriptor of data.mdb.
+void check_data_file(const std::string& path, int fd, bool may_be_empty);
+
 class LmdbEnv {
  public:
   // The environment of directory `path`, opened (and the store created) if this
@@ -155,9 +199,7 @@ class LmdbEnv {
 
   const std::string& path() const noexcept { return path_; }
   bool read_only() const noexcept { return read_only_; }
-  LmdbErrorContext context() const noexcept {
-    return LmdbErrorContext{path_, {}, false, max_collections_};
-  }
+  LmdbErrorContext context() const noexcept { return LmdbErrorContext{path_, {}, false}; }
 
   // The handle of an existing collection, or nullopt. Opens it (once per process)
   // through the catalogue.
@@ -165,6 +207,8 @@ class LmdbEnv {
       KVDEX_EXCLUDES(dbi_open_mu_, gate_, cache_mu_);
   // The catalogue's handle; nullopt only for a read-only store never written to.
   std::optional<MDB_dbi> catalogue() KVDEX_EXCLUDES(dbi_open_mu_, gate_, cache_mu_);
+  // The data database's handle; nullopt exactly when catalogue() is.
+  std::optional<MDB_dbi> data() KVDEX_EXCLUDES(dbi_open_mu_, gate_, cache_mu_);
 
   // Runs fn in one write transaction and commits it, growing the map and retrying
   // (fn runs again) when the map is full. `collections` are those fn may open;
@@ -175,6 +219,9 @@ class LmdbEnv {
       KVDEX_EXCLUDES(writer_mu_, dbi_open_mu_, gate_);
 
   void sync();
+  // check_data_file() on LMDB's own descriptor: opening and closing another one
+  // would be unsafe while the environment is open (docs/lmdb.md).
+  void check_data_file_size();
   std::size_t clear_stale_readers();
   LmdbStats stats() KVDEX_EXCLUDES(gate_, cache_mu_);
   // Used when a second store with stronger durability shares this environment.
@@ -191,6 +238,8 @@ class LmdbEnv {
   void open_catalogue_at_open() KVDEX_EXCLUDES(gate_, cache_mu_);
   void create_catalogue() KVDEX_EXCLUDES(writer_mu_, dbi_open_mu_, gate_, cache_mu_);
   void check_format(MDB_txn* txn, MDB_dbi catalogue_dbi);
+  // Opens the data database in `txn` (kCorruption if the catalogue exists without it).
+  MDB_dbi open_data_db(MDB_txn* txn);
 
   // One write transaction: begins it, runs fn and commits. kMapResized: another
   // process grew the map before the transaction began (only when `may_adopt`;
@@ -210,12 +259,11 @@ class LmdbEnv {
   void adopt_map_size() KVDEX_EXCLUDES(gate_);
   void grow_map(std::size_t needed) KVDEX_EXCLUDES(gate_);
   void check_usable() const;
+  bool file_system_is_full() const;
   void maybe_check_readers();
   std::optional<CollectionHandle> cached(std::string_view name) KVDEX_EXCLUDES(cache_mu_);
-  // Opens the database of collection `id` in `txn` (kCorruption if it is missing).
-  // mdb_dbi_open is only safe under dbi_open_mu_.
-  CollectionHandle open_collection_db(MDB_txn* txn, std::uint64_t id, unsigned flags,
-                                      const LmdbErrorContext& context) KVDEX_REQUIRES(dbi_open_mu_);
+  // The handle of collection `id`.
+  CollectionHandle handle_of(std::uint64_t id) KVDEX_EXCLUDES(cache_mu_);
 
   // Catalogue lookups inside a transaction.
   std::optional<std::uint64_t> lookup_id(MDB_txn* txn, MDB_dbi catalogue_dbi,
@@ -223,7 +271,6 @@ class LmdbEnv {
 
   const std::string path_;
   const bool read_only_;
-  const unsigned max_collections_;
   const unsigned max_readers_;
   const std::chrono::milliseconds reader_check_interval_;
   const pid_t creator_pid_;
@@ -241,6 +288,7 @@ class LmdbEnv {
   std::unordered_map<std::string, CollectionHandle, StringHash, std::equal_to<>> handles_
       KVDEX_GUARDED_BY(cache_mu_);
   std::optional<MDB_dbi> catalogue_dbi_ KVDEX_GUARDED_BY(cache_mu_);
+  std::optional<MDB_dbi> data_dbi_ KVDEX_GUARDED_BY(cache_mu_);
 
   Mutex pool_mu_ KVDEX_ACQUIRED_AFTER(gate_);
   std::vector<MDB_txn*> pool_ KVDEX_GUARDED_BY(pool_mu_);  // reset read transactions

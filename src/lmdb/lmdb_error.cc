@@ -39,12 +39,6 @@ void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext
       code = ErrorCode::kNotSupported;
       hint = " (the store was written by an incompatible LMDB version)";
       break;
-    case MDB_DBS_FULL:
-      code = ErrorCode::kResourceExhausted;
-      hint = " (this process already uses LmdbOptions::max_collections = " +
-             std::to_string(context.max_collections) +
-             " collections of this store; open it with a larger max_collections)";
-      break;
     case MDB_TXN_FULL:
       code = ErrorCode::kResourceExhausted;
       hint = " (the batch is too large for one LMDB transaction; use a smaller batch_size)";
@@ -72,6 +66,7 @@ void throw_lmdb_error(int rc, std::string_view operation, const LmdbErrorContext
     case MDB_BAD_RSLOT:
     case MDB_BAD_TXN:
     case MDB_BAD_DBI:
+    case MDB_DBS_FULL:
     case EINVAL:
       code = ErrorCode::kInternal;
       break;

@@ -12,10 +12,9 @@ namespace kvdex::detail {
 
 // What an error message names.
 struct LmdbErrorContext {
-  std::string_view path;         // the store's directory
-  std::string_view collection;   // empty when no collection is involved
-  bool has_collection = false;   // collection names may be empty strings
-  unsigned max_collections = 0;  // for MDB_DBS_FULL's hint
+  std::string_view path;        // the store's directory
+  std::string_view collection;  // empty when no collection is involved
+  bool has_collection = false;  // collection names may be empty strings
 
   LmdbErrorContext with_collection(std::string_view name) const {
     LmdbErrorContext copy = *this;
@@ -38,12 +37,12 @@ class LmdbMapFull : public Error {
 // Translates `rc` (an MDB_* code or an errno value) for `operation`:
 //   MDB_NOTFOUND -> kNotFound; MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID,
 //   MDB_INCOMPATIBLE -> kCorruption; MDB_VERSION_MISMATCH -> kNotSupported;
-//   MDB_BAD_VALSIZE (value too large) -> kInvalidArgument; MDB_DBS_FULL (too many
-//   collections), MDB_TXN_FULL (batch too large), MDB_READERS_FULL ->
-//   kResourceExhausted; MDB_MAP_FULL -> LmdbMapFull; MDB_PANIC -> kIOError;
-//   other MDB_* codes (bad handles, bad transactions) and EINVAL -> kInternal;
-//   any other errno value -> error_code_for_errno (ENOSPC -> kResourceExhausted,
-//   EACCES -> kPermissionDenied, ENOENT -> kNotFound, EIO -> kIOError, ...).
+//   MDB_BAD_VALSIZE (value too large) -> kInvalidArgument; MDB_TXN_FULL (batch too
+//   large), MDB_READERS_FULL -> kResourceExhausted; MDB_MAP_FULL -> LmdbMapFull; MDB_PANIC ->
+//   kIOError; other MDB_* codes (bad handles, bad transactions, MDB_DBS_FULL: kvdex uses two named
+//   databases whatever the number of collections) and EINVAL -> kInternal; any other errno value ->
+//   error_code_for_errno (ENOSPC -> kResourceExhausted, EACCES -> kPermissionDenied, ENOENT ->
+//   kNotFound, EIO -> kIOError, ...).
 // The message is "lmdb store '<path>'[, collection '<name>']: <operation>: <reason>",
 // the reason being LMDB's text, or the operating system's for an errno value.
 [[noreturn]] void throw_lmdb_error(int rc, std::string_view operation,

@@ -1,8 +1,16 @@
 #include "kvdex/lmdb_kvstore.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -55,18 +63,18 @@ std::optional<Payload> split_payload(std::string_view payload) noexcept {
   return Payload{detail::load_u64(payload.data()), payload.substr(detail::kSeqBytes)};
 }
 
-// The collection's next sequence number, from its catalogue record (0 if absent).
-std::uint64_t read_next_seq(MDB_txn* txn, MDB_dbi catalogue, std::uint64_t id,
-                            const LmdbErrorContext& context) {
+// The collection's counters, from its catalogue record (zero if absent).
+detail::CollectionCounters read_counters(MDB_txn* txn, MDB_dbi catalogue, std::uint64_t id,
+                                         const LmdbErrorContext& context) {
   const std::string record_key = detail::seq_record_key(id);
   MDB_val k = as_val(record_key);
   MDB_val d;
   const int rc = mdb_get(txn, catalogue, &k, &d);
-  if (rc == MDB_NOTFOUND) return 0;
+  if (rc == MDB_NOTFOUND) return {};
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "read catalogue", context);
-  const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
-  if (!next) throw_lmdb_corruption("malformed sequence record in the catalogue", context);
-  return *next;
+  const std::optional<detail::CollectionCounters> counters = detail::decode_counters(as_view(d));
+  if (!counters) throw_lmdb_corruption("malformed sequence record in the catalogue", context);
+  return *counters;
 }
 
 // One entry of a collection during a read: views into the map, valid in the txn.
@@ -116,54 +124,62 @@ void into_insertion_order(std::vector<OrderedEntry>& entries, const LmdbErrorCon
 }
 
 // Calls fn(key, value_text) for every entry of `handle`, in insertion order: one cursor
-// walk of the keys database, then the entries put in sequence-number order.
+// walk of the collection's keyspace, then the entries put in sequence-number order.
+// `expected` (the catalogue's count) sizes the buffer.
 template <class Fn>
-void walk(MDB_txn* txn, const detail::CollectionHandle& handle, const LmdbErrorContext& context,
-          Fn&& fn) {
-  const KeyCodec codec;
+void walk(MDB_txn* txn, const detail::CollectionHandle& handle, std::uint64_t expected,
+          const LmdbErrorContext& context, Fn&& fn) {
+  const KeyCodec codec = handle.codec();
   std::vector<OrderedEntry> entries;
-  MDB_stat stat{};
-  if (mdb_stat(txn, handle.dbi, &stat) == MDB_SUCCESS) entries.reserve(stat.ms_entries);
-  if (entries.capacity() >= UINT32_MAX) {
-    throw Error(ErrorCode::kNotSupported,
-                detail::lmdb_error_subject(context) + ": over 4 billion entries in a collection");
-  }
+  // A damaged count must not make us allocate the world.
+  entries.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, 1u << 24)));
   LmdbCursor cursor(txn, handle.dbi, context);
-  MDB_val k;
+  MDB_val k = as_val(codec.tag());
   MDB_val d;
-  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
-  for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+  int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_SET_RANGE);
+  for (; rc == MDB_SUCCESS && codec.owns(k); rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
     const std::optional<Payload> payload = entry ? split_payload(entry->payload) : std::nullopt;
     if (!payload) throw_lmdb_corruption("malformed record", context);
     entries.push_back({payload->seq, entry->key, payload->text});
   }
-  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
+  if (entries.size() >= UINT32_MAX) {
+    throw Error(ErrorCode::kNotSupported,
+                detail::lmdb_error_subject(context) + ": over 4 billion entries in a collection");
+  }
   into_insertion_order(entries, context);
   for (const OrderedEntry& e : entries) fn(e.key, checked_value(e.text, e.key, context));
 }
 
-// Per collection of a write transaction: its handle and its next sequence number,
-// read from the catalogue at the first insert and written back once, at the end.
-// A new key is then one insert into the keys database, as in raw LMDB (format 2 kept
-// a second B-tree of sequence numbers and wrote twice the pages per commit).
+// Per collection of a write transaction: its handle and its counters, read from the
+// catalogue at the first insert or removal and written back once, at the end. A new
+// key is then one insert into the data database, as in raw LMDB (format 2 kept a
+// second B-tree of sequence numbers and wrote twice the pages per commit).
 struct CollectionWriter {
   std::optional<detail::CollectionHandle> handle;
   bool looked_up = false;
-  std::optional<std::uint64_t> next_seq;  // read once per transaction, then counted
-  bool seq_taken = false;
+  std::optional<detail::CollectionCounters> counters;  // read once per transaction
+  bool changed = false;
+
+  detail::CollectionCounters& load(MDB_txn* txn, MDB_dbi catalogue,
+                                   const LmdbErrorContext& context) {
+    if (!counters) counters = read_counters(txn, catalogue, handle->id, context);
+    return *counters;
+  }
 
   std::uint64_t take_seq(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) {
-    if (!next_seq) next_seq = read_next_seq(txn, catalogue, handle->id, context);
-    if (*next_seq == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
-    seq_taken = true;
-    return (*next_seq)++;
+    detail::CollectionCounters& c = load(txn, catalogue, context);
+    if (c.next_seq == UINT64_MAX) throw_lmdb_corruption("sequence numbers exhausted", context);
+    changed = true;
+    ++c.count;
+    return c.next_seq++;
   }
 
   void put(MDB_txn* txn, MDB_dbi catalogue, std::string_view key, std::string_view text,
            const LmdbErrorContext& context) {
     char old_seq[detail::kSeqBytes];
-    const KeyCodec::Reserved r = KeyCodec().reserve(
+    const KeyCodec::Reserved r = handle->codec().reserve(
         txn, handle->dbi, key, detail::kSeqBytes + text.size(), old_seq, nullptr, context);
     if (r.existed) {  // an overwrite keeps its place: same sequence number
       std::memcpy(r.payload, old_seq, detail::kSeqBytes);
@@ -173,16 +189,24 @@ struct CollectionWriter {
     std::memcpy(r.payload + detail::kSeqBytes, text.data(), text.size());
   }
 
-  bool remove(MDB_txn* txn, std::string_view key, const LmdbErrorContext& context) {
+  bool remove(MDB_txn* txn, MDB_dbi catalogue, std::string_view key,
+              const LmdbErrorContext& context) {
     char seq_bytes[detail::kSeqBytes];
-    return KeyCodec().remove(txn, handle->dbi, key, seq_bytes, context);
+    if (!handle->codec().remove(txn, handle->dbi, key, seq_bytes, context)) return false;
+    detail::CollectionCounters& c = load(txn, catalogue, context);
+    if (c.count == 0) {
+      throw_lmdb_corruption("the catalogue counts fewer keys than the collection holds", context);
+    }
+    --c.count;
+    changed = true;
+    return true;
   }
 
-  // Writes the next sequence number back to the catalogue, before the commit.
+  // Writes the counters back to the catalogue, before the commit.
   void finish(MDB_txn* txn, MDB_dbi catalogue, const LmdbErrorContext& context) const {
-    if (!seq_taken) return;
+    if (!changed) return;
     const std::string record_key = detail::seq_record_key(handle->id);
-    const std::string value = detail::encode_u64(*next_seq);
+    const std::string value = detail::encode_counters(*counters);
     MDB_val k = as_val(record_key);
     MDB_val d = as_val(value);
     const int rc = mdb_put(txn, catalogue, &k, &d, 0);
@@ -192,28 +216,13 @@ struct CollectionWriter {
 
 // ---- verify() ---------------------------------------------------------------------
 
-// The handle of every collection in `names`, by name.
-std::map<std::string, detail::CollectionHandle> open_listed_collections(
-    detail::LmdbEnv& env, const std::vector<std::string>& names, const LmdbErrorContext& context) {
-  std::map<std::string, detail::CollectionHandle> handles;
-  for (const std::string& name : names) {
-    const std::optional<detail::CollectionHandle> handle = env.find_collection(name);
-    if (!handle) {
-      throw_lmdb_corruption("the catalogue lists the collection in its order records only",
-                            context.with_collection(name));
-    }
-    handles.emplace(name, *handle);
-  }
-  return handles;
-}
-
 // The catalogue's records, decoded (each record's own shape already checked).
 struct CatalogueRecords {
   std::optional<std::string> format;
   std::optional<std::uint64_t> next_id;
-  std::map<std::uint64_t, std::string> order;          // collection id -> name
-  std::map<std::string, std::uint64_t> by_name;        // name -> collection id
-  std::map<std::uint64_t, std::uint64_t> next_seq_of;  // collection id -> next sequence
+  std::map<std::uint64_t, std::string> order;                       // collection id -> name
+  std::map<std::string, std::uint64_t> by_name;                     // name -> collection id
+  std::map<std::uint64_t, detail::CollectionCounters> counters_of;  // collection id -> counters
 };
 
 void read_catalogue_record(const KeyCodec& names_codec, const MDB_val& k, const MDB_val& d,
@@ -230,9 +239,11 @@ void read_catalogue_record(const KeyCodec& names_codec, const MDB_val& k, const 
     out.order.emplace(*id, std::string(as_view(d)));
   } else if (key.starts_with(detail::kSeqTag)) {
     const std::optional<std::uint64_t> id = detail::decode_u64(key.substr(1));
-    const std::optional<std::uint64_t> next = detail::decode_u64(as_view(d));
-    if (!id || !next) throw_lmdb_corruption("malformed sequence record in the catalogue", context);
-    out.next_seq_of.emplace(*id, *next);
+    const std::optional<detail::CollectionCounters> counters = detail::decode_counters(as_view(d));
+    if (!id || !counters) {
+      throw_lmdb_corruption("malformed sequence record in the catalogue", context);
+    }
+    out.counters_of.emplace(*id, *counters);
   } else if (names_codec.owns(k)) {
     const std::optional<KeyCodec::Entry> entry = names_codec.decode(k, d);
     const std::optional<std::uint64_t> id =
@@ -263,10 +274,10 @@ CatalogueRecords read_catalogue(MDB_txn* txn, MDB_dbi catalogue, const LmdbError
   return records;
 }
 
-// The format and next-id records exist, and order and name records are one
-// bijection between ids below the next id and names.
-void check_catalogue_lists_each_collection_once(const CatalogueRecords& records,
-                                                const LmdbErrorContext& context) {
+// The format and next-id records exist, order and name records are one bijection
+// between ids below the next id and names, and every sequence record belongs to a
+// listed collection.
+void check_catalogue(const CatalogueRecords& records, const LmdbErrorContext& context) {
   if (records.format != detail::kFormatVersion)
     throw_lmdb_corruption("bad catalogue format record", context);
   if (!records.next_id) throw_lmdb_corruption("the catalogue has no next-id record", context);
@@ -283,19 +294,7 @@ void check_catalogue_lists_each_collection_once(const CatalogueRecords& records,
                             context.with_collection(name));
     }
   }
-}
-
-// False when a collection appeared after the handles were opened.
-bool opened_every_listed_collection(
-    const CatalogueRecords& records,
-    const std::map<std::string, detail::CollectionHandle>& handles) {
-  return std::all_of(records.order.begin(), records.order.end(),
-                     [&](const auto& entry) { return handles.contains(entry.second); });
-}
-
-void check_sequence_records_belong_to_listed_collections(const CatalogueRecords& records,
-                                                         const LmdbErrorContext& context) {
-  for (const auto& [id, next] : records.next_seq_of) {
+  for (const auto& [id, counters] : records.counters_of) {
     if (!records.order.contains(id)) {
       throw_lmdb_corruption("the catalogue has a sequence record for collection id " +
                                 std::to_string(id) + ", which it does not list",
@@ -304,14 +303,8 @@ void check_sequence_records_belong_to_listed_collections(const CatalogueRecords&
   }
 }
 
-// Every named database is the catalogue or the database of a listed collection, and
-// vice versa.
-void check_named_databases_match_the_catalogue(MDB_txn* txn, const CatalogueRecords& records,
-                                               const LmdbErrorContext& context) {
-  std::map<std::string, std::uint64_t> expected;
-  for (const auto& entry : records.order) {
-    expected.emplace(detail::collection_db_name(entry.first), entry.first);
-  }
+// The main database names exactly the catalogue and the data database.
+void check_named_databases(MDB_txn* txn, const LmdbErrorContext& context) {
   MDB_dbi main = 0;
   int rc = mdb_dbi_open(txn, nullptr, 0, &main);
   if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open main database", context);
@@ -321,19 +314,13 @@ void check_named_databases_match_the_catalogue(MDB_txn* txn, const CatalogueReco
   for (rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
        rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
     const std::string_view name = as_view(k);
-    if (name == detail::kCatalogueName) continue;
-    auto it = expected.find(std::string(name));
-    if (it == expected.end()) {
-      throw_lmdb_corruption("database '" + std::string(name) + "' is not in the catalogue",
-                            context);
+    if (name != detail::kCatalogueName && name != detail::kDataName) {
+      throw_lmdb_corruption(
+          "the store holds a database kvdex does not write: '" + shorten_for_message(name) + "'",
+          context);
     }
-    expected.erase(it);
   }
   if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read main database", context);
-  if (!expected.empty()) {
-    throw_lmdb_corruption("the collection's database " + expected.begin()->first + " is missing",
-                          context.with_collection(records.order.at(expected.begin()->second)));
-  }
 }
 
 // The value text is what EncodedValue would write for it.
@@ -350,17 +337,66 @@ void check_canonical_value(std::string_view text, const std::string& shown,
   }
 }
 
-// Every record of the collection: placed under its key, canonical, and with a
-// sequence number of its own below the collection's next one.
-void check_collection_records(MDB_txn* txn, const detail::CollectionHandle& handle,
-                              std::uint64_t next_seq, const LmdbErrorContext& where) {
-  const KeyCodec codec;
-  std::vector<std::uint64_t> seqs;  // to find duplicates
-  LmdbCursor cursor(txn, handle.dbi, where);
+// One collection's records met so far by the walk of the data database.
+struct CollectionTally {
+  std::uint64_t id = 0;
+  std::string_view name;
+  detail::CollectionCounters counters;  // the catalogue's
+  std::vector<std::uint64_t> seqs;      // to find duplicates
+};
+
+void finish_tally(CollectionTally& tally, const LmdbErrorContext& where) {
+  if (tally.seqs.size() != tally.counters.count) {
+    throw_lmdb_corruption("the catalogue counts " + std::to_string(tally.counters.count) +
+                              " keys but the collection holds " + std::to_string(tally.seqs.size()),
+                          where);
+  }
+  std::sort(tally.seqs.begin(), tally.seqs.end());
+  const auto duplicate = std::adjacent_find(tally.seqs.begin(), tally.seqs.end());
+  if (duplicate != tally.seqs.end()) {
+    throw_lmdb_corruption("two records share sequence number " + std::to_string(*duplicate), where);
+  }
+}
+
+// Every record of the data database: tagged with a listed collection, placed under
+// its key, canonical, with a sequence number of its own below the collection's next
+// one; and each collection holds as many keys as the catalogue counts.
+void check_data_records(MDB_txn* txn, MDB_dbi data, const CatalogueRecords& records,
+                        const LmdbErrorContext& context) {
+  std::map<std::uint64_t, std::uint64_t> counted;  // id -> records met
+  std::optional<CollectionTally> tally;
+  auto close_tally = [&] {
+    if (!tally) return;
+    finish_tally(*tally, context.with_collection(tally->name));
+    counted.emplace(tally->id, tally->seqs.size());
+  };
+  LmdbCursor cursor(txn, data, context);
   MDB_val k;
   MDB_val d;
   int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_FIRST);
   for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT)) {
+    if (k.mv_size < detail::kCollectionTagBytes) {
+      throw_lmdb_corruption("the data database holds a key without a collection id", context);
+    }
+    const std::uint64_t id = detail::load_u64(static_cast<const char*>(k.mv_data));
+    if (!tally || tally->id != id) {
+      close_tally();
+      const auto listed = records.order.find(id);
+      if (listed == records.order.end()) {
+        throw_lmdb_corruption("the data database holds records of collection id " +
+                                  std::to_string(id) + ", which the catalogue does not list",
+                              context);
+      }
+      const auto counters = records.counters_of.find(id);
+      tally = CollectionTally{
+          id,
+          listed->second,
+          counters == records.counters_of.end() ? detail::CollectionCounters{} : counters->second,
+          {}};
+    }
+    const LmdbErrorContext where = context.with_collection(tally->name);
+    const KeyCodec codec(
+        std::string_view(static_cast<const char*>(k.mv_data), detail::kCollectionTagBytes));
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
     if (!entry) throw_lmdb_corruption("malformed record", where);
     const std::string shown = shorten_for_message(entry->key);
@@ -369,21 +405,153 @@ void check_collection_records(MDB_txn* txn, const detail::CollectionHandle& hand
     }
     const std::optional<Payload> payload = split_payload(entry->payload);
     if (!payload) throw_lmdb_corruption("the record of key '" + shown + "' is too short", where);
-    if (payload->seq >= next_seq) {
-      throw_lmdb_corruption(
-          "key '" + shown + "' has sequence number " + std::to_string(payload->seq) +
-              ", not below the collection's next (" + std::to_string(next_seq) + ")",
-          where);
+    if (payload->seq >= tally->counters.next_seq) {
+      throw_lmdb_corruption("key '" + shown + "' has sequence number " +
+                                std::to_string(payload->seq) +
+                                ", not below the collection's next (" +
+                                std::to_string(tally->counters.next_seq) + ")",
+                            where);
     }
     check_canonical_value(payload->text, shown, where);
-    seqs.push_back(payload->seq);
+    tally->seqs.push_back(payload->seq);
   }
-  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", where);
-  std::sort(seqs.begin(), seqs.end());
-  const auto duplicate = std::adjacent_find(seqs.begin(), seqs.end());
-  if (duplicate != seqs.end()) {
-    throw_lmdb_corruption("two records share sequence number " + std::to_string(*duplicate), where);
+  if (rc != MDB_NOTFOUND) throw_lmdb_error(rc, "read", context);
+  close_tally();
+  for (const auto& [id, counters] : records.counters_of) {
+    if (!counted.contains(id) && counters.count != 0) {
+      throw_lmdb_corruption("the catalogue counts " + std::to_string(counters.count) +
+                                " keys but the collection holds none",
+                            context.with_collection(records.order.at(id)));
+    }
   }
+}
+
+// Everything verify() checks, in the snapshot `txn`. `stage` hears what is walked
+// next (so a crash can be placed).
+void verify_snapshot(MDB_txn* txn, const LmdbErrorContext& context,
+                     const std::function<void(const std::string&)>& stage) {
+  stage("the main database");
+  check_named_databases(txn, context);
+  MDB_dbi catalogue = 0;
+  int rc = mdb_dbi_open(txn, std::string(detail::kCatalogueName).c_str(), 0, &catalogue);
+  if (rc == MDB_NOTFOUND) return;  // nothing was ever written (the names were checked)
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open catalogue", context);
+  MDB_dbi data = 0;
+  rc = mdb_dbi_open(txn, std::string(detail::kDataName).c_str(), 0, &data);
+  if (rc == MDB_NOTFOUND) throw_lmdb_corruption("the data database is missing", context);
+  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open data database", context);
+  stage("the catalogue");
+  const CatalogueRecords records = read_catalogue(txn, catalogue, context);
+  check_catalogue(records, context);
+  stage("the data database");
+  check_data_records(txn, data, records, context);
+}
+
+// The child's report to the parent, through a pipe: records of a type byte, a u32
+// length and that many bytes. 's' is the stage being walked; 'a' an LMDB assertion;
+// 'e' an Error (first byte its code); 'o' the store is sound.
+int verify_report_fd = -1;
+constexpr int kChildAssertionExit = 86;
+
+void send_report(char type, std::string_view body) noexcept {
+  std::string record(5, '\0');
+  record[0] = type;
+  const auto n = static_cast<std::uint32_t>(body.size());
+  std::memcpy(record.data() + 1, &n, 4);
+  record.append(body);
+  std::size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t w = ::write(verify_report_fd, record.data() + done, record.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    done += static_cast<std::size_t>(w);
+  }
+}
+
+// In the child, an assertion is a finding: report it and end there (LMDB would print
+// and abort, perhaps dumping core).
+void report_assertion_to_parent(MDB_env*, const char* message) {
+  send_report('a', message != nullptr ? message : "?");
+  ::_exit(kChildAssertionExit);
+}
+
+// The child of verify(): opens the store afresh (an environment must not be used
+// across fork()), checks one snapshot and reports. Never returns.
+[[noreturn]] void verify_in_child(const std::string& path, unsigned max_readers, int fd) {
+  verify_report_fd = fd;
+  // The library prints nothing, not even from its child; and a child killed by a
+  // fault leaves no core file behind.
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, STDERR_FILENO);
+    ::dup2(null_fd, STDOUT_FILENO);
+  }
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  const LmdbErrorContext context{path, {}, false};
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  try {
+    int rc = mdb_env_create(&env);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "create environment", context);
+    mdb_env_set_assert(env, &report_assertion_to_parent);
+    rc = mdb_env_set_maxdbs(env, 2);
+    if (rc == MDB_SUCCESS) rc = mdb_env_set_maxreaders(env, max_readers);
+    if (rc == MDB_SUCCESS) rc = mdb_env_open(env, path.c_str(), MDB_RDONLY | MDB_NOTLS, 0644);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "open", context);
+    rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "begin read transaction", context);
+    verify_snapshot(txn, context, [](const std::string& stage) { send_report('s', stage); });
+    send_report('o', {});
+  } catch (const Error& e) {
+    send_report('e', std::string(1, static_cast<char>(e.code())) + e.what());
+  } catch (const std::exception& e) {
+    send_report('e', std::string(1, static_cast<char>(ErrorCode::kInternal)) + e.what());
+  }
+  if (txn != nullptr) mdb_txn_abort(txn);  // frees the reader slot
+  if (env != nullptr) mdb_env_close(env);
+  ::_exit(0);
+}
+
+// What the child said and how it ended.
+struct ChildOutcome {
+  std::string stage;      // the last stage it announced
+  std::string assertion;  // an LMDB assertion it met
+  std::optional<Error> error;
+  bool sound = false;
+  int status = 0;  // waitpid's
+};
+
+ChildOutcome read_child_report(int fd) {
+  std::string bytes;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+  ChildOutcome out;
+  std::size_t at = 0;
+  while (bytes.size() - at >= 5) {
+    const char type = bytes[at];
+    std::uint32_t n = 0;
+    std::memcpy(&n, bytes.data() + at + 1, 4);
+    if (bytes.size() - at - 5 < n) break;  // cut short by the child's death
+    const std::string body = bytes.substr(at + 5, n);
+    at += 5 + n;
+    if (type == 's') {
+      out.stage = body;
+    } else if (type == 'a') {
+      out.assertion = body;
+    } else if (type == 'e' && !body.empty()) {
+      out.error.emplace(static_cast<ErrorCode>(static_cast<unsigned char>(body[0])),
+                        body.substr(1));
+    } else if (type == 'o') {
+      out.sound = true;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -419,7 +587,7 @@ void LmdbKVStore::write(const WriteBatch& batch) {
       } else {
         if (!w.handle && !w.looked_up) w.handle = txn.collection(name, /*create=*/false);
         w.looked_up = true;
-        if (w.handle) w.remove(txn.get(), op.key, context);
+        if (w.handle) w.remove(txn.get(), catalogue, op.key, context);
       }
     }
     for (std::size_t i = 0; i < writers.size(); ++i) {
@@ -435,7 +603,7 @@ std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
   const LmdbErrorContext context = env_->context().with_collection(collection);
   ReadTxn txn(*env_);
   const std::optional<std::string_view> payload =
-      KeyCodec().get(txn.get(), handle->dbi, key, context);  // one B-tree lookup
+      handle->codec().get(txn.get(), handle->dbi, key, context);  // one B-tree lookup
   if (!payload) return std::nullopt;
   const std::optional<Payload> record = split_payload(*payload);
   if (!record) throw_lmdb_corruption("record too short", context);
@@ -447,10 +615,11 @@ std::vector<EncodedKeyValue> LmdbKVStore::get_all_encoded(std::string_view colle
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return out;
   const LmdbErrorContext context = env_->context().with_collection(collection);
+  const MDB_dbi catalogue = *env_->catalogue();  // a collection exists: so does the catalogue
   ReadTxn txn(*env_);
-  MDB_stat stat{};
-  if (mdb_stat(txn.get(), handle->dbi, &stat) == MDB_SUCCESS) out.reserve(stat.ms_entries);
-  walk(txn.get(), *handle, context, [&](std::string_view key, std::string_view text) {
+  const std::uint64_t expected = read_counters(txn.get(), catalogue, handle->id, context).count;
+  out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, 1u << 24)));
+  walk(txn.get(), *handle, expected, context, [&](std::string_view key, std::string_view text) {
     out.emplace_back(std::string(key), copy_value(text));
   });
   return out;
@@ -460,18 +629,20 @@ void LmdbKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return;
   const LmdbErrorContext context = env_->context().with_collection(collection);
+  const MDB_dbi catalogue = *env_->catalogue();
   ReadTxn txn(*env_);
-  walk(txn.get(), *handle, context, visit);
+  const std::uint64_t expected = read_counters(txn.get(), catalogue, handle->id, context).count;
+  walk(txn.get(), *handle, expected, context, visit);
 }
 
 std::uint64_t LmdbKVStore::count(std::string_view collection) {
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return 0;
+  const MDB_dbi catalogue = *env_->catalogue();
   ReadTxn txn(*env_);
-  MDB_stat stat{};
-  const int rc = mdb_stat(txn.get(), handle->dbi, &stat);
-  if (rc != MDB_SUCCESS) throw_lmdb_error(rc, "count", env_->context().with_collection(collection));
-  return stat.ms_entries;
+  return read_counters(txn.get(), catalogue, handle->id,
+                       env_->context().with_collection(collection))
+      .count;
 }
 
 bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
@@ -482,7 +653,9 @@ bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
   env_->write(std::span<const std::string>(&name, 1), key.size() + 96, [&](detail::WriteTxn& txn) {
     CollectionWriter w;
     w.handle = txn.collection(name, /*create=*/false);
-    removed = w.handle && w.remove(txn.get(), key, env_->context().with_collection(name));
+    const LmdbErrorContext context = env_->context().with_collection(name);
+    removed = w.handle && w.remove(txn.get(), txn.catalogue(), key, context);
+    if (removed) w.finish(txn.get(), txn.catalogue(), context);
   });
   return removed;
 }
@@ -513,31 +686,54 @@ std::size_t LmdbKVStore::clear_stale_readers() { return env_->clear_stale_reader
 
 LmdbStats LmdbKVStore::stats() { return env_->stats(); }
 
+// The walk runs in a child process: LMDB follows page numbers and node offsets without
+// checking them, so a damaged page can make it fail an assert() (abort) or read
+// outside the map (SIGSEGV, or SIGBUS past the end of a truncated file). In the
+// child, that ends the child; here it becomes kCorruption, and the caller lives on.
 void LmdbKVStore::verify() {
-  const std::optional<MDB_dbi> catalogue = env_->catalogue();
-  if (!catalogue) return;  // a read-only store nobody wrote to yet
   const LmdbErrorContext context = env_->context();
-  for (int round = 0; round < 16; ++round) {
-    // Open every listed collection first: a snapshot can only use handles opened
-    // before it began. Collections created meanwhile make us go round again.
-    const std::map<std::string, detail::CollectionHandle> handles =
-        open_listed_collections(*env_, collections(), context);
-    ReadTxn txn(*env_);
-    const CatalogueRecords records = read_catalogue(txn.get(), *catalogue, context);
-    check_catalogue_lists_each_collection_once(records, context);
-    if (!opened_every_listed_collection(records, handles)) continue;
-    check_sequence_records_belong_to_listed_collections(records, context);
-    check_named_databases_match_the_catalogue(txn.get(), records, context);
-    for (const auto& [id, name] : records.order) {
-      const auto next_seq = records.next_seq_of.find(id);
-      check_collection_records(txn.get(), handles.at(name),
-                               next_seq == records.next_seq_of.end() ? 0 : next_seq->second,
-                               context.with_collection(name));
-    }
-    return;
+  env_->check_data_file_size();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno(errno, "verify: cannot create a pipe for", path_);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw_errno(err, "verify: cannot start the checking process for", path_);
   }
-  throw Error(ErrorCode::kUnavailable,
-              detail::lmdb_error_subject(context) + ": verify: collections keep appearing; retry");
+  if (pid == 0) {
+    ::close(fds[0]);
+    verify_in_child(path_, env_->stats().max_readers, fds[1]);
+  }
+  ::close(fds[1]);
+  ChildOutcome outcome = read_child_report(fds[0]);
+  ::close(fds[0]);
+  while (::waitpid(pid, &outcome.status, 0) < 0 && errno == EINTR) {
+  }
+  try {
+    clear_stale_readers();  // a child that died holds a reader slot
+  } catch (const Error&) {
+    // The report below matters more; the slot is cleared by the next check anyway.
+  }
+  if (WIFEXITED(outcome.status) && WEXITSTATUS(outcome.status) == 0) {
+    if (outcome.error) throw *outcome.error;
+    if (outcome.sound) return;
+  }
+  std::string what = "verify: the walk of " +
+                     (outcome.stage.empty() ? std::string("the store") : outcome.stage) + " ";
+  if (!outcome.assertion.empty()) {
+    what += "failed LMDB's assertion '" + outcome.assertion + "'";
+  } else if (WIFSIGNALED(outcome.status)) {
+    what += "died of signal " + std::to_string(WTERMSIG(outcome.status)) + " (" +
+            strsignal(WTERMSIG(outcome.status)) + ")";
+  } else {
+    what += "ended without a report (status " + std::to_string(outcome.status) + ")";
+  }
+  what +=
+      ": a page of data.mdb is damaged (zeroed, overwritten or cut off); restore the "
+      "store from a copy";
+  throw_lmdb_corruption(what, context);
 }
 
 namespace detail {

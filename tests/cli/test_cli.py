@@ -59,7 +59,7 @@ def store_json(tmp_path):
 def test_version_and_help_on_every_command():
     proc = kvdex("--version", check=0)
     assert proc.stdout.strip().startswith("kvdex 0.")
-    for command in ["put", "get", "delete", "keys", "dump", "collections", "stats", "copy", "import", "export"]:
+    for command in ["put", "get", "delete", "keys", "dump", "collections", "stats", "copy", "import", "export", "verify"]:
         proc = kvdex(command, "--help", check=0)
         assert "Usage: kvdex " + command in proc.stdout
         assert "Exit status:" in proc.stdout
@@ -253,10 +253,77 @@ def test_lmdb_store_commands_and_exit_codes(tmp_path):
     assert proc.returncode == 2 and str(not_a_dir) in proc.stderr
 
 
-def test_lmdb_collection_limit_exits_7(tmp_path):
-    # One process may use at most LmdbOptions::max_collections (1024) collections of a
-    # store: a limit reached (resource_exhausted), not a bad argument.
+def test_lmdb_any_number_of_collections(tmp_path):
+    # Format 4 keeps every collection in one LMDB database: no limit (there was one of
+    # 1,024 per process, LMDB's MDB_DBS_FULL).
     source = tmp_path / "many.json"
-    source.write_text(json.dumps({f"c{i}": {"k": {"v": i}} for i in range(1025)}))
-    proc = kvdex("copy", source, f"lmdb:{tmp_path / 'kv'}", check=7)
-    assert "max_collections = 1024" in proc.stderr
+    source.write_text(json.dumps({f"c{i}": {"k": {"v": i}} for i in range(2000)}))
+    store = f"lmdb:{tmp_path / 'kv'}"
+    kvdex("copy", source, store, check=0)
+    listed = kvdex("collections", store, check=0).stdout.splitlines()
+    assert len(listed) == 2000 and listed[1999] == "c1999\t1"
+    records = "".join(
+        json.dumps({"collection": f"t{i}", "key": "k", "value": {"v": i}}) + "\n" for i in range(2000)
+    )
+    kvdex("import", store, "-", input=records, check=0)
+    assert kvdex("get", store, "k", "-c", "t1999", check=0).stdout == '{"v": 1999}\n'
+    assert kvdex("verify", store, check=0).stdout == f"{store}: sound (4000 collections, 4000 keys)\n"
+
+
+def lmdb_store_of(tmp_path, keys=3000):
+    """A store of one collection, `keys` records of about 220 bytes: a few hundred pages."""
+    path = tmp_path / "kv"
+    records = "".join(
+        json.dumps({"collection": "c", "key": f"k{i:05d}", "value": {"i": i, "pad": "x" * 200}}) + "\n"
+        for i in range(keys)
+    )
+    kvdex("import", f"lmdb:{path}", "-", input=records, check=0)
+    return path
+
+
+def test_verify_sound_store_prints_one_line(tmp_path):
+    path = lmdb_store_of(tmp_path, keys=10)
+    proc = kvdex("verify", f"lmdb:{path}", check=0)
+    assert proc.stdout == f"lmdb:{path}: sound (1 collections, 10 keys)\n" and proc.stderr == ""
+
+
+def test_truncated_data_file_is_corruption_for_every_command(tmp_path):
+    path = lmdb_store_of(tmp_path)
+    data = path / "data.mdb"
+    assert data.stat().st_size > 600000
+    os.truncate(data, 300000)
+    for args in (["collections"], ["dump", "-c", "c"], ["export", "-"], ["stats"], ["verify"], ["get", "k00001", "-c", "c"]):
+        proc = kvdex(args[0], f"lmdb:{path}", *args[1:], check=3)
+        assert str(data) in proc.stderr and "truncated" in proc.stderr, proc.stderr
+
+
+def test_empty_data_file_is_corruption(tmp_path):
+    path = tmp_path / "kv"
+    path.mkdir()
+    (path / "data.mdb").write_bytes(b"")
+    for command in ("collections", "verify"):
+        proc = kvdex(command, f"lmdb:{path}", check=3)
+        assert "data.mdb" in proc.stderr and "is empty" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["zero", "random"])
+def test_verify_reports_a_damaged_page_and_survives(tmp_path, damage):
+    path = lmdb_store_of(tmp_path)
+    with open(path / "data.mdb", "r+b") as f:
+        f.seek(100 * 4096)
+        f.write(bytes(4096) if damage == "zero" else os.urandom(4096))
+    proc = kvdex("verify", f"lmdb:{path}", check=3)
+    assert "damaged" in proc.stderr and str(path) in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_lmdb_assertion_names_the_store_and_suggests_verify(tmp_path):
+    path = lmdb_store_of(tmp_path)
+    with open(path / "data.mdb", "r+b") as f:
+        f.seek(100 * 4096)
+        f.write(bytes(4096))
+    # The walk meets the zeroed page as a sibling leaf: LMDB asserts IS_LEAF(mp).
+    proc = kvdex("export", f"lmdb:{path}", "-")
+    assert proc.returncode == -6, (proc.returncode, proc.stderr)  # SIGABRT: LMDB cannot go on
+    assert f"kvdex: lmdb store '{path}' is damaged (LMDB assertion failed:" in proc.stderr
+    assert f"run `kvdex verify {path}`" in proc.stderr

@@ -55,7 +55,7 @@ class KeyCodecTest : public ::testing::Test {
   MDB_env* env_ = nullptr;
   MDB_txn* txn_ = nullptr;
   MDB_dbi dbi_ = 0;
-  detail::LmdbErrorContext context_{"test", {}, false, 0};
+  detail::LmdbErrorContext context_{"test", {}, false};
 };
 
 TEST_F(KeyCodecTest, InlineAndHashedKeysRoundTrip) {
