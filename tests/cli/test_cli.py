@@ -260,3 +260,32 @@ def test_lmdb_collection_limit_exits_7(tmp_path):
     source.write_text(json.dumps({f"c{i}": {"k": {"v": i}} for i in range(1025)}))
     proc = kvdex("copy", source, f"lmdb:{tmp_path / 'kv'}", check=7)
     assert "max_collections = 1024" in proc.stderr
+
+
+def test_copy_keeps_empty_collections(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text('{"a": {}, "b": {"k": {"v": 1}}, "c": {}}')
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, check=0)
+    assert out.read_text() == '{"a": {}, "b": {"k": {"v": 1}}, "c": {}}'
+    lmdb = tmp_path / "kv"
+    kvdex("copy", source, f"lmdb:{lmdb}", check=0)
+    back = tmp_path / "back.json"
+    kvdex("copy", f"lmdb:{lmdb}", back, check=0)
+    assert back.read_text() == '{"a": {}, "b": {"k": {"v": 1}}, "c": {}}'
+
+
+def test_copy_named_empty_collection(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text('{"a": {}, "b": {"k": {"v": 1}}}')
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, "-c", "a", check=0)
+    assert out.read_text() == '{"a": {}}'
+
+
+def test_copy_of_an_empty_store_writes_an_empty_object(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text("{}")
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, check=0)
+    assert out.read_text() == "{}"
