@@ -289,3 +289,15 @@ def test_copy_of_an_empty_store_writes_an_empty_object(tmp_path):
     out = tmp_path / "out.json"
     kvdex("copy", source, out, check=0)
     assert out.read_text() == "{}"
+
+
+def test_bom_on_stdin_and_import_is_read_as_json_loads_reads_bytes(tmp_path):
+    # json.loads(b"\xef\xbb\xbf{...}") skips the BOM; stdin and files are bytes.
+    store = tmp_path / "s.json"
+    proc = subprocess.run([KVDEX, "put", str(store), "k", "-"], input=b'\xef\xbb\xbf{"v": 1}',
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes(b'\xef\xbb\xbf{"collection": "c", "key": "j", "value": {"w": 2}}\n')
+    kvdex("import", store, lines, check=0)
+    assert store.read_text() == '{"data": {"k": {"v": 1}}, "c": {"j": {"w": 2}}}'
