@@ -199,6 +199,7 @@ class Encoder {
     const bool is_list = PyList_Check(seq);
     const Py_ssize_t n = is_list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq);
     if (n == 0) {
+      check_empty_depth();
       out_.append("[]");
       return;
     }
@@ -238,8 +239,19 @@ class Encoder {
     }
   }
 
+  // An empty container takes no ContainerGuard (it cannot hold a cycle) but is a
+  // level of nesting all the same.
+  void check_empty_depth() {
+    if (static_cast<int>(stack_.size()) >= kMaxEncodedDepth) {
+      PyErr_SetString(PyExc_RecursionError,
+                      "maximum recursion depth exceeded while encoding a JSON object");
+      throw_python_error();
+    }
+  }
+
   void dict(PyObject* d) {
     if (PyDict_GET_SIZE(d) == 0) {
+      check_empty_depth();
       out_.append("{}");
       return;
     }

@@ -275,7 +275,7 @@ def test_int_digit_limit_follows_sys_at_load(tmp_path):
         pytest.skip("no int digit limit in this Python")
     path = tmp_path / "big.json"
     path.write_text('{"data": {"k": {"v": ' + "7" * 5000 + "}}}")
-    with pytest.raises(kvdex.CorruptionError, match="value has 5000 digits at byte 20"):
+    with pytest.raises(kvdex.CorruptionError, match="value has 5000 digits at byte 21"):
         kvdex.SimpleKVStore.from_persist_path(str(path))
     old = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(0)
