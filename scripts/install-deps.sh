@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   nlohmann-json3-dev libsimdjson-dev liblmdb-dev lmdb-utils
   libgtest-dev libgmock-dev libcli11-dev
-  python3 python3-dev python3-venv clang-format-14 clang
+  python3 python3-dev python3-venv clang-format-14 clang libclang-rt-14-dev
   redis-server redis-tools postgresql libhiredis-dev libpq-dev
 )
 

@@ -245,11 +245,22 @@ void copy_collection(BaseKVStore& source, BaseKVStore& destination, const std::s
     progress.add(batch.size());
     batch.clear();
   };
+  std::uint64_t copied = 0;
   source.scan(collection, [&](std::string_view key, std::string_view text) {
     batch.emplace_back(std::string(key), EncodedValue::adopt_canonical(text, nullptr));
+    ++copied;
     if (batch.size() >= static_cast<std::size_t>(batch_size)) flush();
   });
   if (!batch.empty()) flush();
+  if (copied == 0 && !has_collection(destination, collection)) {
+    // LlamaIndex keeps an empty collection in its persist file, so a copy must too.
+    // The store API creates a collection only by writing to it; a put undone in the
+    // same atomic batch leaves it empty, and touches no entry since it did not exist.
+    kvdex::WriteBatch create;
+    create.put(collection, std::string(), EncodedValue::adopt_canonical("{}", nullptr));
+    create.remove(collection, std::string());
+    destination.write(create);
+  }
 }
 
 // One JSON Lines record, its errors prefixed with FILE:LINE.
@@ -409,6 +420,8 @@ void run_copy(const Options& o) {
   Progress progress("copy", total, "keys");
   for (const std::string& name : names)
     copy_collection(*source, *destination, name, o.batch_size, progress);
+  // A store with no collections still copies: its file is "{}", as LlamaIndex writes.
+  if (names.empty()) destination->write(kvdex::WriteBatch{});
   progress.finish();
   destination->flush();
 }

@@ -104,9 +104,15 @@ class Handler {
   virtual void null() = 0;
 };
 
+// The readers below take text as json.loads takes a str: a leading UTF-8 BOM (U+FEFF)
+// is an error ("expecting value" at byte 0). Entry points that read bytes (files,
+// EncodedValue::parse, parse_record) skip one, as json.loads(bytes) does.
+//
 // Parses `text`, one JSON value with optional whitespace around it, reporting it to
 // `handler`. Duplicate keys are all reported, in order. Throws SyntaxError for text
-// json.loads rejects (including nesting deeper than 2,048 levels).
+// json.loads rejects: also nesting deeper than 900 levels (json.loads' limit depends
+// on its caller's stack; see docs/design-notes.md) and integers of more than
+// max_int_digits() digits.
 void parse(std::string_view text, Handler& handler);
 
 // The canonical text of `text`, any JSON value json.loads accepts (whitespace
@@ -114,14 +120,23 @@ void parse(std::string_view text, Handler& handler);
 // "[1.5, {\"a\": 2}]". Throws SyntaxError.
 std::string canonicalize(std::string_view text);
 
-// As canonicalize, for text that must hold a JSON object. Throws SyntaxError, with
-// reason "not a JSON object" at the value's first byte when the text is valid JSON
-// of another type.
+// As canonicalize, for text that must hold a JSON object: a stored value, which nests
+// at most 898 levels (its persist file adds two). Throws SyntaxError, with reason
+// "not a JSON object" at the value's first byte when the text is valid JSON of
+// another type.
 std::string canonicalize_object(std::string_view text);
 
-// Is `text` exactly canonical object text (no surrounding whitespace)? A true answer
-// also means the text is valid JSON.
+// Is `text` exactly canonical object text (no surrounding whitespace, distinct keys)?
+// A true answer also means the text is valid JSON and canonicalize_object(text) ==
+// text.
 bool is_canonical_object(std::string_view text);
+
+// The most digits an integer may have, as Python's sys.get_int_max_str_digits():
+// json.loads refuses longer ones (ValueError), so kvdex refuses them too. 4,300 (the
+// default of Python 3.11+) unless set; 0 means no limit. Process-wide, as in Python;
+// the Python package sets it from sys before it parses. Thread-safe.
+std::size_t max_int_digits() noexcept;
+void set_max_int_digits(std::size_t digits) noexcept;
 
 // ---- Scanning: building blocks for fast readers of canonical text -------------------
 // Inline: they are the inner loops of loading a persist file and of the Python
@@ -264,7 +279,8 @@ struct Record {
 void append_record(std::string& out, std::string_view collection, std::string_view key,
                    std::string_view value_text);
 
-// Reads one record line (trailing "\n" or "\r\n" allowed, members in any order, other
+// Reads one record line (a leading UTF-8 BOM and a trailing "\n" or "\r\n" allowed,
+// as json.loads(bytes) allows them; members in any order, other
 // members ignored, duplicates resolved as json.loads does). A missing "collection"
 // is kDefaultCollection ("data"). Throws Error(kInvalidArgument): SyntaxError for
 // text that is not a JSON object (its offset counted in `line`), else with one of

@@ -37,7 +37,8 @@ class EncodedValue {
   static EncodedValue encode(const Value& value);
 
   // Parses any text Python's json.loads accepts (NaN, Infinity, duplicate keys where
-  // the last wins, integers of any size) and keeps its canonical form. Throws
+  // the last wins, integers of any size) and keeps its canonical form. The text is
+  // bytes, as json.loads(bytes) reads them, so a leading UTF-8 BOM is skipped. Throws
   // Error(kInvalidArgument) naming the byte offset if the text is not JSON or is not
   // an object.
   static EncodedValue parse(std::string_view json_text);

@@ -31,6 +31,7 @@
 #include "kvdex/error.h"
 #include "kvdex/future.h"
 #include "kvdex/in_memory.h"
+#include "kvdex/json.h"
 #include "kvdex/kvstore.h"
 #include "kvdex/open.h"
 #include "kvdex/simple_kvstore.h"
@@ -302,7 +303,26 @@ std::shared_ptr<SimpleKVStore> simple_from_dict(nb::handle data) {
   return store;
 }
 
+// The C++ parser refuses integers as long as json.loads would here: Python's limit is
+// process-wide and can change at any time, so it is read before each parse (the GIL
+// held). Pythons before 3.11 have no limit.
+void sync_int_max_str_digits() {
+  static PyObject* getter = [] {
+    PyObject* f = PySys_GetObject("get_int_max_str_digits");  // borrowed
+    Py_XINCREF(f);
+    return f;
+  }();
+  if (getter == nullptr) {
+    json::set_max_int_digits(0);
+    return;
+  }
+  nb::object limit = nb::steal(PyObject_CallNoArgs(getter));
+  if (!limit.is_valid()) throw nb::python_error();
+  json::set_max_int_digits(nb::cast<std::size_t>(limit));
+}
+
 std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::string& source) {
+  sync_int_max_str_digits();
   std::string bytes;
   if (PyBytes_Check(text.ptr())) {
     bytes.assign(PyBytes_AS_STRING(text.ptr()),
@@ -313,6 +333,13 @@ std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::stri
   } else if (PyUnicode_Check(text.ptr())) {
     StrArg k(text.ptr(), "text");  // WTF-8, so lone surrogates survive as in json.loads
     bytes = k.str();
+    // json.loads(str) refuses a BOM that json.loads(bytes) skips; from_json_text
+    // reads bytes.
+    if (bytes.starts_with("\xEF\xBB\xBF")) {
+      throw Error(ErrorCode::kCorruption, source +
+                                              ": Unexpected UTF-8 BOM (decode using utf-8-sig) "
+                                              "at byte 0 (line 1, column 1)");
+    }
   } else {
     throw nb::type_error("expected str or bytes");
   }
@@ -479,6 +506,7 @@ void register_kvstore_class(nb::module_& m) {
             if (!PyUnicode_Check(target.ptr())) throw nb::type_error("uri must be str");
             StrArg uri(target.ptr(), "uri");
             std::unique_ptr<BaseKVStore> store;
+            sync_int_max_str_digits();
             {
               nb::gil_scoped_release no_gil;
               store = kvdex::open(uri.view(), OpenOptions{.create_if_missing = create_if_missing,
@@ -553,6 +581,7 @@ void register_simple_kvstore_class(nb::module_& m) {
           "_load",
           [](const std::string& path) {
             std::unique_ptr<SimpleKVStore> store;
+            sync_int_max_str_digits();
             {
               nb::gil_scoped_release no_gil;
               store = SimpleKVStore::from_persist_path(path);

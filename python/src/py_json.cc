@@ -130,10 +130,21 @@ std::string type_name_of(PyObject* obj) {
 }
 
 // Py_EnterRecursiveCall plus json's circular-reference check, undone on exit.
+// The value passed to encode_value is itself one level.
+constexpr int kMaxEncodedDepth = 898;
+
 class ContainerGuard {
  public:
   ContainerGuard(std::vector<PyObject*>& stack, PyObject* container) : stack_(stack) {
     if (Py_EnterRecursiveCall(" while encoding a JSON object")) throw_python_error();
+    // A raised recursion limit must not let a value nest deeper than kvdex (and
+    // LlamaIndex, at the default limit) reads back.
+    if (static_cast<int>(stack_.size()) >= kMaxEncodedDepth) {
+      Py_LeaveRecursiveCall();
+      PyErr_SetString(PyExc_RecursionError,
+                      "maximum recursion depth exceeded while encoding a JSON object");
+      throw_python_error();
+    }
     for (PyObject* open : stack_) {
       if (open == container) {
         Py_LeaveRecursiveCall();
@@ -188,6 +199,7 @@ class Encoder {
     const bool is_list = PyList_Check(seq);
     const Py_ssize_t n = is_list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq);
     if (n == 0) {
+      check_empty_depth();
       out_.append("[]");
       return;
     }
@@ -227,8 +239,19 @@ class Encoder {
     }
   }
 
+  // An empty container takes no ContainerGuard (it cannot hold a cycle) but is a
+  // level of nesting all the same.
+  void check_empty_depth() {
+    if (static_cast<int>(stack_.size()) >= kMaxEncodedDepth) {
+      PyErr_SetString(PyExc_RecursionError,
+                      "maximum recursion depth exceeded while encoding a JSON object");
+      throw_python_error();
+    }
+  }
+
   void dict(PyObject* d) {
     if (PyDict_GET_SIZE(d) == 0) {
+      check_empty_depth();
       out_.append("{}");
       return;
     }
@@ -264,41 +287,25 @@ class Encoder {
     out_.push_back('}');
   }
 
-  // Members from a list of (key, value) pairs, converting keys as json.dumps and
-  // merging keys that collide as json.loads would (last value, first position).
+  // Members from a list of (key, value) pairs, keys converted as json.dumps converts
+  // them. Keys that collide once converted ({1: "a", "1": "b"}) are all written, as
+  // json.dumps writes them; reading back keeps the last, as json.loads does.
   void members_general(PyObject* items) {
     const Py_ssize_t n = PyList_GET_SIZE(items);
-    std::vector<std::pair<std::string, std::string>> members;
-    std::unordered_map<std::string, std::size_t> index;
-    members.reserve(static_cast<std::size_t>(n));
+    out_.push_back('{');
+    std::string key;
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* pair = PyList_GET_ITEM(items, i);
       if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
         PyErr_SetString(PyExc_ValueError, "items must return 2-tuples");
         throw_python_error();
       }
-      std::string key;
+      key.clear();
       key_text(key, PyTuple_GET_ITEM(pair, 0));
-      // Encode the value in place, then move its text aside.
-      const std::size_t mark = out_.size();
-      value(PyTuple_GET_ITEM(pair, 1));
-      std::string text = out_.substr(mark);
-      out_.resize(mark);
-      auto [it, inserted] = index.emplace(key, members.size());
-      if (inserted) {
-        members.emplace_back(std::move(key), std::move(text));
-      } else {
-        members[it->second].second = std::move(text);
-      }
-    }
-    out_.push_back('{');
-    bool first = true;
-    for (const auto& [key, text] : members) {
-      if (!first) out_.append(", ");
-      first = false;
+      if (i) out_.append(", ");
       out_.append(key);
       out_.append(": ");
-      out_.append(text);
+      value(PyTuple_GET_ITEM(pair, 1));
     }
     out_.push_back('}');
   }

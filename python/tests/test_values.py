@@ -243,3 +243,54 @@ def test_big_ints_survive_persist(tmp_path):
     path = tmp_path / "kv.json"
     store.persist(str(path))
     assert kvdex.SimpleKVStore.from_persist_path(str(path)).get("k") == {"big": 2**200, "neg": -(10**50)}
+
+
+def test_keys_that_collide_as_json_are_all_written_as_json_dumps_writes_them(tmp_path):
+    value = {1: "a", "1": "b"}
+    assert _native._dumps(value) == json.dumps(value) == '{"1": "a", "1": "b"}'
+    store = kvdex.SimpleKVStore()
+    store.put("k", value)
+    path = tmp_path / "s.json"
+    store.persist(str(path))
+    assert path.read_text() == json.dumps({"data": {"k": value}})
+    assert store.get("k") == json.loads(json.dumps(value)) == {"1": "b"}
+
+
+def test_values_nest_at_most_as_deep_as_a_persist_file_allows():
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(5000)
+    try:
+        value: dict = {}
+        for _ in range(897):
+            value = {"d": value}
+        kvdex.SimpleKVStore().put("k", value)  # 898 levels
+        with pytest.raises(RecursionError):
+            kvdex.SimpleKVStore().put("k", {"d": value})
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def test_int_digit_limit_follows_sys_at_load(tmp_path):
+    if not hasattr(sys, "get_int_max_str_digits"):
+        pytest.skip("no int digit limit in this Python")
+    path = tmp_path / "big.json"
+    path.write_text('{"data": {"k": {"v": ' + "7" * 5000 + "}}}")
+    with pytest.raises(kvdex.CorruptionError, match="value has 5000 digits at byte 21"):
+        kvdex.SimpleKVStore.from_persist_path(str(path))
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        store = kvdex.SimpleKVStore.from_persist_path(str(path))
+        assert store.get("k") == {"v": int("7" * 5000)}
+    finally:
+        sys.set_int_max_str_digits(old)
+
+
+def test_bom_is_read_as_json_loads_reads_str_and_bytes():
+    text = '\ufeff{"data": {}}'
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(kvdex.CorruptionError, match="Unexpected UTF-8 BOM"):
+        kvdex.SimpleKVStore.from_json_text(text)
+    assert json.loads(text.encode()) == {"data": {}}
+    assert kvdex.SimpleKVStore.from_json_text(text.encode()).to_dict() == {"data": {}}

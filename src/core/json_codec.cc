@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <clocale>
 #include <cmath>
@@ -284,6 +285,17 @@ std::string quote_for_message(std::string_view text) {
   return out;
 }
 
+namespace {
+// Python 3.11's default sys.int_max_str_digits.
+std::atomic<std::size_t> g_max_int_digits{4300};
+}  // namespace
+
+std::size_t max_int_digits() noexcept { return g_max_int_digits.load(std::memory_order_relaxed); }
+
+void set_max_int_digits(std::size_t digits) noexcept {
+  g_max_int_digits.store(digits, std::memory_order_relaxed);
+}
+
 SyntaxError::SyntaxError(std::string_view text, std::size_t offset, std::string reason)
     : Error(ErrorCode::kInvalidArgument, reason + " at " + describe_offset(text, offset)),
       offset_(offset),
@@ -350,6 +362,11 @@ void append_python_json(std::string& out, const Value& value) {
 }
 
 // ---- Reading ------------------------------------------------------------------------
+
+std::string JsonParser::int_digits_message(std::size_t count) const {
+  return "Exceeds the limit (" + std::to_string(max_int_digits_) +
+         " digits) for integer string conversion: value has " + std::to_string(count) + " digits";
+}
 
 void JsonParser::expect(char c, const char* what) {
   if (peek() != c) fail(pos_, what);
@@ -462,7 +479,8 @@ namespace {
 
 class CanonicalChecker {
  public:
-  explicit CanonicalChecker(std::string_view text) : text_(text) {}
+  CanonicalChecker(std::string_view text, bool unique_keys)
+      : text_(text), unique_keys_(unique_keys), max_int_digits_(json::max_int_digits()) {}
 
   bool check_object() {
     if (text_.empty() || text_[0] != '{') return false;
@@ -521,7 +539,10 @@ class CanonicalChecker {
     if (token.end == begin) return false;
     const std::string_view number(begin, static_cast<std::size_t>(token.end - begin));
     pos_ += number.size();
-    if (!token.is_float) return number != "-0";
+    if (!token.is_float) {
+      const std::size_t digits = number.size() - (number[0] == '-' ? 1 : 0);
+      return number != "-0" && (max_int_digits_ == 0 || digits <= max_int_digits_);
+    }
     scratch_.clear();
     append_python_float(scratch_, parse_python_float(number));
     return scratch_ == number;
@@ -533,7 +554,7 @@ class CanonicalChecker {
     for (;;) {
       const char c = at(pos_);
       if (c == '{' || c == '[') {
-        if (static_cast<int>(open_.size()) >= kMaxJsonDepth) return false;
+        if (static_cast<int>(open_.size()) >= kMaxValueDepth) return false;
         ++pos_;
         if (c == '{') {
           if (at(pos_) == '}') {
@@ -568,7 +589,7 @@ class CanonicalChecker {
         if (at(pos_) != close) return false;
         ++pos_;
         if (open_.back() == '{') {
-          if (!keys_unique()) return false;
+          if (unique_keys_ && !keys_unique()) return false;
           keys_.resize(key_starts_.back());
           key_starts_.pop_back();
         }
@@ -625,6 +646,8 @@ class CanonicalChecker {
   }
 
   std::string_view text_;
+  bool unique_keys_;
+  std::size_t max_int_digits_;  // 0: unlimited
   std::size_t pos_ = 0;
   std::vector<char> open_;
   std::vector<std::string_view> keys_;
@@ -788,8 +811,8 @@ std::string parse_canonical_value(JsonParser& parser) {
 
 namespace {
 
-std::string canonicalize(std::string_view text, bool require_object) {
-  JsonParser parser(text);
+std::string canonicalize(std::string_view text, bool require_object, int max_depth) {
+  JsonParser parser(text, max_depth);
   const char first = parser.peek();
   const std::size_t value_start = parser.position();
   TreeBuilder builder;
@@ -803,16 +826,18 @@ std::string canonicalize(std::string_view text, bool require_object) {
   return out;
 }
 
-// Builds a Value from canonical text. Keys are unique there, so members are appended
-// without ordered_json's linear duplicate search.
+// Builds a Value from canonical text. Keys may repeat there (is_dumps_object): the
+// last value wins at the first position, as in json.loads. Small objects search their
+// keys; large ones an index, so a big object does not cost ordered_json's linear
+// search per member.
 class ValueBuilder {
  public:
   Value root;
 
   void start_object() { open(Value::object()); }
   void start_array() { open(Value::array()); }
-  void end_object() { stack_.pop_back(); }
-  void end_array() { stack_.pop_back(); }
+  void end_object() { frames_.pop_back(); }
+  void end_array() { frames_.pop_back(); }
   void key(std::string_view k) { key_.assign(k); }
   void string(std::string_view s) { place(Value(std::string(s))); }
   void integer(std::string_view digits) {
@@ -838,35 +863,80 @@ class ValueBuilder {
   void null() { place(Value(nullptr)); }
 
  private:
+  struct Frame {
+    Value* value;
+    std::unordered_map<std::string, std::size_t> index;  // built for large objects only
+  };
+
   Value& place(Value&& v) {
-    if (stack_.empty()) {
+    if (frames_.empty()) {
       root = std::move(v);
       return root;
     }
-    Value& parent = *stack_.back();
+    Frame& frame = frames_.back();
+    Value& parent = *frame.value;
     if (parent.is_array()) {
       auto& array = parent.get_ref<Value::array_t&>();
       array.push_back(std::move(v));
       return array.back();
     }
-    auto& object = parent.get_ref<Value::object_t&>();
-    object.Container::emplace_back(std::move(key_), std::move(v));
+    auto& members = parent.get_ref<Value::object_t&>();
+    if (const std::size_t at = find_member(frame, members); at != kNone) {
+      Value& existing = members.Container::operator[](at).second;
+      existing = std::move(v);
+      return existing;
+    }
+    if (!frame.index.empty()) frame.index.emplace(key_, members.size());
+    members.Container::emplace_back(std::move(key_), std::move(v));
     key_.clear();
-    return object.Container::back().second;
+    return members.Container::back().second;
   }
-  void open(Value&& container) { stack_.push_back(&place(std::move(container))); }
 
-  std::vector<Value*> stack_;
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+  std::size_t find_member(Frame& frame, Value::object_t& members) {
+    constexpr std::size_t kLinear = 16;
+    const std::size_t n = members.size();
+    if (n < kLinear) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (members.Container::operator[](i).first == key_) return i;
+      }
+      return kNone;
+    }
+    if (frame.index.empty()) {
+      for (std::size_t i = 0; i < n; ++i)
+        frame.index.emplace(members.Container::operator[](i).first, i);
+    }
+    const auto it = frame.index.find(key_);
+    return it == frame.index.end() ? kNone : it->second;
+  }
+
+  void open(Value&& container) {
+    Value& placed = place(std::move(container));
+    frames_.push_back(Frame{&placed, {}});
+  }
+
+  std::vector<Frame> frames_;
   std::string key_;
 };
 
 }  // namespace
 
-bool is_canonical_object(std::string_view text) { return CanonicalChecker(text).check_object(); }
+bool is_canonical_object(std::string_view text) {
+  return CanonicalChecker(text, /*unique_keys=*/true).check_object();
+}
 
-std::string canonicalize_object(std::string_view text) { return canonicalize(text, true); }
+bool is_dumps_object(std::string_view text) {
+  return CanonicalChecker(text, /*unique_keys=*/false).check_object();
+}
 
-std::string canonicalize_any(std::string_view text) { return canonicalize(text, false); }
+std::string canonicalize_object(std::string_view text, int max_depth) {
+  return canonicalize(text, true, max_depth);
+}
+
+std::string canonicalize_any(std::string_view text) {
+  return canonicalize(text, false, kMaxJsonDepth);
+}
 
 Value decode_canonical(std::string_view text) {
   JsonParser parser(text);
@@ -1001,7 +1071,23 @@ class RecordReader {
 }  // namespace
 
 Record parse_record(std::string_view line) {
-  const std::string canonical = canonicalize_object(line);
+  // A line is bytes, as json.loads(bytes) reads them: a UTF-8 BOM may lead (the first
+  // line of a file saved with one). Offsets stay counted in `line`.
+  constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+  if (line.starts_with(kUtf8Bom)) {
+    try {
+      return parse_record(line.substr(kUtf8Bom.size()));
+    } catch (const SyntaxError& e) {
+      throw SyntaxError(line, e.offset() + kUtf8Bom.size(), e.reason());
+    }
+  }
+  std::string canonical;
+  try {
+    // The record's own braces are one level above its value's.
+    canonical = detail::canonicalize_object(line, detail::kMaxValueDepth + 1);
+  } catch (const detail::JsonSyntaxError& e) {
+    detail::throw_syntax_error(line, e);
+  }
   try {
     return RecordReader(canonical).read();
   } catch (const detail::JsonSyntaxError& e) {

@@ -34,9 +34,16 @@ using json::is_digit;
 using json::is_plain_ascii;
 using json::plain_ascii_run;
 
-// Nesting deeper than this is rejected. CPython's own json stops near 1,000 levels
-// (its recursion limit), so nothing Python writes is refused.
-inline constexpr int kMaxJsonDepth = 2048;
+// Nesting deeper than this is rejected. CPython's json.loads has no fixed limit: its
+// C scanner raises RecursionError when nesting plus the caller's Python frames reach
+// the recursion limit (1,000 by default), so a bare `python3 -c` accepts 994 levels
+// and LlamaIndex, loading from deeper in a stack (a notebook, a server, pytest), a
+// few dozen fewer. Accepting more would store files LlamaIndex cannot load back, so
+// the cap leaves room for about 100 caller frames. See docs/design-notes.md.
+inline constexpr int kMaxJsonDepth = 900;
+// A stored value sits two levels down a persist file ({collection: {key: value}}),
+// so values nest at most this deep for their file to stay within kMaxJsonDepth.
+inline constexpr int kMaxValueDepth = kMaxJsonDepth - 2;
 
 // Thrown by the parser; callers add the file or value name and rethrow a kvdex::Error.
 struct JsonSyntaxError {
@@ -71,7 +78,12 @@ void append_python_json(std::string& out, const Value& value);
 // Strings are WTF-8 and valid only during the call.
 class JsonParser {
  public:
-  explicit JsonParser(std::string_view text) : text_(text) {}
+  explicit JsonParser(std::string_view text, int max_depth = kMaxJsonDepth)
+      : text_(text), max_depth_(max_depth), max_int_digits_(json::max_int_digits()) {}
+
+  // The deepest nesting parse_value accepts from here on, counted from the value it
+  // starts at.
+  void set_max_depth(int max_depth) { max_depth_ = max_depth; }
 
   std::size_t position() const { return pos_; }
   void set_position(std::size_t pos) { pos_ = pos; }
@@ -108,6 +120,9 @@ class JsonParser {
   template <class Handler>
   void parse_value(Handler& handler);
 
+  // What json.loads' ValueError says for an integer over the digit limit.
+  std::string int_digits_message(std::size_t count) const;
+
   [[noreturn]] void fail(std::size_t at, std::string message) const {
     throw JsonSyntaxError{at, std::move(message)};
   }
@@ -125,6 +140,8 @@ class JsonParser {
 
   std::string_view text_;
   std::size_t pos_ = 0;
+  int max_depth_;
+  std::size_t max_int_digits_;  // 0: unlimited
   std::string scratch_;
 };
 
@@ -146,14 +163,21 @@ struct DiscardHandler {
 
 inline double parse_python_float(std::string_view text) { return json::parse_float(text); }
 
-// Is `text` exactly what json.dumps writes for some JSON object? (No surrounding
-// whitespace.) A true answer also means the text is valid.
+// Is `text` exactly what json.dumps writes for some JSON object, with distinct keys?
+// (No surrounding whitespace.) A true answer also means the text is valid and that
+// canonicalize_object(text) == text.
 bool is_canonical_object(std::string_view text);
+
+// As is_canonical_object, but duplicate keys allowed: json.dumps writes them for a
+// dict whose keys differ in Python but not as JSON ({1: "a", "1": "b"}, or two lone
+// surrogates next to the pair they spell). Such text is what an EncodedValue may
+// hold; reading it back, the last duplicate wins, as in json.loads.
+bool is_dumps_object(std::string_view text);
 
 // Parses any json.loads-acceptable text of a single JSON object (surrounding
 // whitespace allowed) and returns its canonical form. Throws JsonSyntaxError, with
 // the message "not a JSON object" when the value parsed is of another type.
-std::string canonicalize_object(std::string_view text);
+std::string canonicalize_object(std::string_view text, int max_depth = kMaxValueDepth);
 // The same for any JSON value (used by from_python_json).
 std::string canonicalize_any(std::string_view text);
 
@@ -180,7 +204,7 @@ void JsonParser::parse_value(Handler& handler) {
     // Parse one value start.
     const char c = peek();
     if (c == '{') {
-      if (static_cast<int>(stack.size()) >= kMaxJsonDepth) fail(pos_, "nesting too deep");
+      if (static_cast<int>(stack.size()) >= max_depth_) fail(pos_, "nesting too deep");
       ++pos_;
       handler.start_object();
       if (peek() == '}') {
@@ -192,7 +216,7 @@ void JsonParser::parse_value(Handler& handler) {
         continue;
       }
     } else if (c == '[') {
-      if (static_cast<int>(stack.size()) >= kMaxJsonDepth) fail(pos_, "nesting too deep");
+      if (static_cast<int>(stack.size()) >= max_depth_) fail(pos_, "nesting too deep");
       ++pos_;
       handler.start_array();
       if (peek() == ']') {
@@ -280,6 +304,9 @@ void JsonParser::parse_scalar(Handler& handler) {
         if (number.is_float) {
           handler.floating(parse_python_float(digits));
         } else {
+          const std::size_t count = digits.size() - (c == '-' ? 1 : 0);
+          if (max_int_digits_ != 0 && count > max_int_digits_)
+            fail(start, int_digits_message(count));
           handler.integer(digits);
         }
         return;

@@ -225,9 +225,11 @@ class ExactLoader {
     }
   }
 
-  // Skips a value that is not an object and returns where it started.
-  std::size_t skip_value() {
+  // Skips a value that is not an object and returns where it started. `max_depth`:
+  // what nesting its place in the file leaves (see kMaxJsonDepth).
+  std::size_t skip_value(int max_depth) {
     const std::size_t at = parser_.position();
+    parser_.set_max_depth(max_depth);
     detail::DiscardHandler discard;
     parser_.parse_value(discard);
     return at;
@@ -237,7 +239,7 @@ class ExactLoader {
     CollectionRejected& rejected = rejected_[name];
     rejected.keys.clear();
     if (parser_.peek() != '{') {
-      const std::size_t at = skip_value();
+      const std::size_t at = skip_value(detail::kMaxJsonDepth - 1);
       rejected.collection =
           Rejected{at, "collection " + quote_name(name) + " is not a JSON object"};
       out.insert_or_assign(name, std::make_unique<Mapping>());  // holds the first position
@@ -252,13 +254,14 @@ class ExactLoader {
   void load_value(const std::string& name, std::string key, CollectionRejected& rejected,
                   Mapping& mapping) {
     if (parser_.peek() != '{') {
-      const std::size_t at = skip_value();
+      const std::size_t at = skip_value(detail::kMaxValueDepth);
       rejected.keys[key] = Rejected{at, "value of key " + quote_name(key) + " in collection " +
                                             quote_name(name) + " is not a JSON object"};
       mapping.insert_or_assign(key, EncodedValue());  // holds the first position
       return;
     }
     rejected.keys.erase(key);
+    parser_.set_max_depth(detail::kMaxValueDepth);
     mapping.insert_or_assign(
         key, EncodedValue::adopt_canonical(detail::parse_canonical_value(parser_), nullptr));
   }

@@ -4,6 +4,9 @@
 #include "kvdex/error.h"
 
 namespace kvdex {
+namespace {
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+}  // namespace
 
 EncodedValue::EncodedValue() : data_("{}"), size_(2) {}
 
@@ -20,13 +23,18 @@ EncodedValue EncodedValue::encode(const Value& value) {
 }
 
 EncodedValue EncodedValue::parse(std::string_view json_text) {
-  if (detail::is_canonical_object(json_text)) return adopt_canonical(json_text, nullptr);
+  // Bytes, as json.loads(bytes) reads them: a UTF-8 BOM may lead (a value piped in
+  // from a file an editor saved with one).
+  const std::size_t skip = json_text.starts_with(kUtf8Bom) ? kUtf8Bom.size() : 0;
+  const std::string_view body = json_text.substr(skip);
+  if (detail::is_canonical_object(body)) return adopt_canonical(body, nullptr);
   std::string canonical;
   try {
-    canonical = detail::canonicalize_object(json_text);
+    canonical = detail::canonicalize_object(body);
   } catch (const detail::JsonSyntaxError& e) {
-    throw Error(ErrorCode::kInvalidArgument, "invalid JSON value: " + e.message + " at " +
-                                                 detail::describe_offset(json_text, e.offset));
+    throw Error(ErrorCode::kInvalidArgument,
+                "invalid JSON value: " + e.message + " at " +
+                    detail::describe_offset(json_text, e.offset + skip));
   }
   auto owner = std::make_shared<const std::string>(std::move(canonical));
   const std::string& stored = *owner;
@@ -36,7 +44,7 @@ EncodedValue EncodedValue::parse(std::string_view json_text) {
 EncodedValue EncodedValue::adopt_canonical(std::string_view text,
                                            std::shared_ptr<const void> owner) {
 #ifndef NDEBUG
-  if (!detail::is_canonical_object(text)) {
+  if (!detail::is_dumps_object(text)) {
     throw Error(ErrorCode::kInternal, "adopt_canonical: text is not canonical JSON object text");
   }
 #endif

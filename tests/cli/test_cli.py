@@ -327,3 +327,44 @@ def test_lmdb_assertion_names_the_store_and_suggests_verify(tmp_path):
     assert proc.returncode == -6, (proc.returncode, proc.stderr)  # SIGABRT: LMDB cannot go on
     assert f"kvdex: lmdb store '{path}' is damaged (LMDB assertion failed:" in proc.stderr
     assert f"run `kvdex verify {path}`" in proc.stderr
+
+
+def test_copy_keeps_empty_collections(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text('{"a": {}, "b": {"k": {"v": 1}}, "c": {}}')
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, check=0)
+    assert out.read_text() == '{"a": {}, "b": {"k": {"v": 1}}, "c": {}}'
+    lmdb = tmp_path / "kv"
+    kvdex("copy", source, f"lmdb:{lmdb}", check=0)
+    back = tmp_path / "back.json"
+    kvdex("copy", f"lmdb:{lmdb}", back, check=0)
+    assert back.read_text() == '{"a": {}, "b": {"k": {"v": 1}}, "c": {}}'
+
+
+def test_copy_named_empty_collection(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text('{"a": {}, "b": {"k": {"v": 1}}}')
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, "-c", "a", check=0)
+    assert out.read_text() == '{"a": {}}'
+
+
+def test_copy_of_an_empty_store_writes_an_empty_object(tmp_path):
+    source = tmp_path / "src.json"
+    source.write_text("{}")
+    out = tmp_path / "out.json"
+    kvdex("copy", source, out, check=0)
+    assert out.read_text() == "{}"
+
+
+def test_bom_on_stdin_and_import_is_read_as_json_loads_reads_bytes(tmp_path):
+    # json.loads(b"\xef\xbb\xbf{...}") skips the BOM; stdin and files are bytes.
+    store = tmp_path / "s.json"
+    proc = subprocess.run([KVDEX, "put", str(store), "k", "-"], input=b'\xef\xbb\xbf{"v": 1}',
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes(b'\xef\xbb\xbf{"collection": "c", "key": "j", "value": {"w": 2}}\n')
+    kvdex("import", store, lines, check=0)
+    assert store.read_text() == '{"data": {"k": {"v": 1}}, "c": {"j": {"w": 2}}}'

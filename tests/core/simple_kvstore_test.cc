@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kvdex/json.h"
 #include "test_util.h"
 #include "testing/filesystems.h"
 
@@ -107,6 +108,118 @@ TEST(SimpleKVStore, MalformedFilesFailWithFileAndByteOffset) {
       EXPECT_EQ(message.rfind("bad.json: ", 0), 0u) << message;
       EXPECT_NE(message.find(c.expected_fragment), std::string::npos) << message;
     }
+  }
+}
+
+// What a test expects of a file kvdex must refuse: kCorruption naming the file and
+// the byte offset, as every malformed file.
+void expect_corrupt(const std::string& text, const std::string& fragment) {
+  try {
+    (void)SimpleKVStore::from_json_text(text, "bad.json");
+    ADD_FAILURE() << "accepted " << text.substr(0, 80);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("bad.json: ", 0), 0u) << message;
+    EXPECT_NE(message.find(fragment), std::string::npos) << message.substr(0, 300);
+  }
+}
+
+TEST(SimpleKVStore, IntegersOverPythonsDigitLimitAreRefusedAtLoad) {
+  // json.loads raises ValueError past sys.get_int_max_str_digits() (4,300 by default);
+  // the sign does not count.
+  const std::string ok = "{\"c\": {\"k\": {\"v\": -" + std::string(4300, '7') + "}}}";
+  EXPECT_EQ(SimpleKVStore::from_json_text(ok)->to_json_text(), ok);
+  const std::string big = "{\"c\": {\"k\": {\"v\": " + std::string(4301, '7') + "}}}";
+  expect_corrupt(big,
+                 "Exceeds the limit (4300 digits) for integer string conversion: value has 4301 "
+                 "digits at byte 18 (line 1, column 19)");
+  // In an array, and in a value that is not canonical (the exact path).
+  expect_corrupt("{\"c\": {\"k\": {\"v\": [1,\n" + std::string(4301, '1') + "]}}}",
+                 "value has 4301 digits at byte 22 (line 2, column 1)");
+  // Floats have no such limit.
+  EXPECT_NO_THROW(
+      SimpleKVStore::from_json_text("{\"c\": {\"k\": {\"v\": " + std::string(5000, '1') + ".5}}}"));
+  // 0 lifts the limit, as sys.set_int_max_str_digits(0).
+  json::set_max_int_digits(0);
+  std::unique_ptr<SimpleKVStore> unlimited;
+  EXPECT_NO_THROW(unlimited = SimpleKVStore::from_json_text(big));
+  json::set_max_int_digits(4300);
+  ASSERT_TRUE(unlimited);
+  EXPECT_EQ(unlimited->to_json_text(), big);
+}
+
+std::string nested_file(int value_depth) {
+  // {"c": {"k": {"v": [[...]]}}}: the file nests value_depth + 2 levels.
+  return "{\"c\": {\"k\": {\"v\": " + std::string(static_cast<std::size_t>(value_depth - 1), '[') +
+         std::string(static_cast<std::size_t>(value_depth - 1), ']') + "}}}";
+}
+
+TEST(SimpleKVStore, NestingIsCappedWhereLlamaIndexCanStillLoadTheFile) {
+  // 900 levels in all (the file's own two included): CPython's json.loads takes 994
+  // from a bare interpreter, fewer from deeper in a stack.
+  EXPECT_EQ(SimpleKVStore::from_json_text(nested_file(898))->to_json_text(), nested_file(898));
+  expect_corrupt(nested_file(899), "nesting too deep at byte 915");
+  // The exact path (not canonical text) caps at the same depth.
+  std::string spaced = nested_file(899);
+  spaced.insert(1, " ");
+  expect_corrupt(spaced, "nesting too deep at byte 916");
+  // A collection that is not an object nests from the file's second level.
+  expect_corrupt("{\"c\": " + std::string(900, '[') + std::string(900, ']') + "}",
+                 "nesting too deep at byte 905");
+  EXPECT_EQ(EncodedValue::parse(nested_file(898).substr(12, nested_file(898).size() - 14)).text(),
+            nested_file(898).substr(12, nested_file(898).size() - 14));
+  EXPECT_THROW((void)EncodedValue::parse(nested_file(899).substr(12, nested_file(899).size() - 14)),
+               Error);
+}
+
+TEST(SimpleKVStore, RawSurrogateBytesThatCollideOnlyWhenJoinedLoadAsPythonReadsThem) {
+  // Raw ED A0 BD ED B8 80 is two lone surrogates to Python (bytes decoded with
+  // surrogatepass); the escaped pair and F0 9F 98 80 are one character. Python's dict
+  // keeps both keys and json.dumps writes both, identically; reading back keeps the last.
+  const std::string text =
+      "{\"c\": {\"k\": {\"\xED\xA0\xBD\xED\xB8\x80\": 1, \"\xF0\x9F\x98\x80\": 2}}}";
+  auto store = SimpleKVStore::from_json_text(text);
+  EXPECT_EQ(store->to_json_text(), R"({"c": {"k": {"\ud83d\ude00": 1, "\ud83d\ude00": 2}}})");
+  const std::optional<Value> v = store->get("k", "c");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->size(), 1u);
+  EXPECT_EQ(v->dump(), "{\"\xF0\x9F\x98\x80\":2}");
+}
+
+TEST(SimpleKVStore, ValuesWithKeysThatCollideAsJsonKeepEveryKey) {
+  // What json.dumps({1: "a", "1": "b"}) writes; json.loads keeps the last.
+  const EncodedValue both = EncodedValue::adopt_canonical(R"({"1": "a", "1": "b"})", nullptr);
+  SimpleKVStore store;
+  store.put_encoded("k", both);
+  EXPECT_EQ(store.to_json_text(), R"({"data": {"k": {"1": "a", "1": "b"}}})");
+  EXPECT_EQ(store.get("k")->dump(), R"({"1":"b"})");
+  // Many keys take the indexed search: still last wins, first position.
+  std::string text = "{";
+  for (int i = 0; i < 40; ++i)
+    text += "\"k" + std::to_string(i) + "\": " + std::to_string(i) + ", ";
+  text += "\"k3\": 99}";
+  const Value many = EncodedValue::adopt_canonical(text, nullptr).decode();
+  std::vector<std::string> keys;
+  for (auto it = many.begin(); it != many.end(); ++it) keys.push_back(it.key());
+  ASSERT_EQ(keys.size(), 40u);
+  EXPECT_EQ(keys[0], "k0");
+  EXPECT_EQ(keys[3], "k3");
+  EXPECT_EQ(many.at("k3"), 99);
+}
+
+TEST(SimpleKVStore, BomIsReadAsJsonLoadsReadsBytes) {
+  // json.loads(b'\xef\xbb\xbf{}') == {}: the persist file and from_json_text read
+  // bytes, as EncodedValue::parse does; a second BOM is a character, refused.
+  EXPECT_EQ(SimpleKVStore::from_json_text("\xEF\xBB\xBF{}")->to_json_text(), "{}");
+  expect_corrupt("\xEF\xBB\xBF\xEF\xBB\xBF{}", "at byte 3");
+  EXPECT_EQ(EncodedValue::parse("\xEF\xBB\xBF{\"a\": 1}").text(), R"({"a": 1})");
+  EXPECT_EQ(EncodedValue::parse("\xEF\xBB\xBF {\"a\":1}").text(), R"({"a": 1})");
+  try {
+    (void)EncodedValue::parse("\xEF\xBB\xBF{\"a\": }");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "invalid JSON value: expecting value at byte 9 (line 1, column 10)");
   }
 }
 
