@@ -43,7 +43,8 @@
 // (aput, aput_all, aget, aget_all) and aput_encoded are built on those five and are
 // not virtual, so a backend overrides each operation in one place. The defaults run
 // the synchronous operation on executor(); a backend with an asynchronous engine
-// (the planned Redis and PostgreSQL backends, on hiredis and libpq) completes the futures from its own I/O threads.
+// (the planned Redis and PostgreSQL backends, on hiredis and libpq) completes the futures from its
+// own I/O threads.
 //
 // Lifetime of asynchronous operations: destroying a store waits for its pending
 // operations. An operation started by a default *_async implementation uses the
@@ -138,8 +139,8 @@ class BaseKVStore {
       std::string_view collection = kDefaultCollection);
 
   // Streams every entry of `collection` to `visit` without materializing the whole
-  // collection where the engine allows (an LMDB cursor; HSCAN pages for the planned Redis backend). Use it to export
-  // stores larger than memory.
+  // collection where the engine allows (an LMDB cursor; HSCAN pages for the planned Redis backend).
+  // Use it to export stores larger than memory.
   virtual void scan(std::string_view collection, const ScanVisitor& visit) = 0;
 
   // The names of the collections the store holds, in creation order where the
@@ -153,6 +154,15 @@ class BaseKVStore {
   // Makes everything written so far durable where that is not already so (a store
   // bound to a JSON file rewrites it; LMDB in a no-sync mode syncs). Default: no-op.
   virtual void flush() {}
+
+  // Ends the use of the store, reporting what a destructor cannot: close() flushes
+  // and throws if that fails (the store then stays open, its writes kept, so close()
+  // may be retried). A store with state to release refuses every later call with
+  // Error(kFailedPrecondition) (JsonFileStore; the Python classes do so for every
+  // store); close() again does nothing. Default: flush(). A store destroyed
+  // without close() still flushes, but a failure there is lost: call close()
+  // whenever a write must not be lost silently.
+  virtual void close() { flush(); }
 
   void put_encoded(std::string_view key, EncodedValue value,
                    std::string_view collection = kDefaultCollection);
