@@ -57,9 +57,9 @@
 // unknown collection is empty; remove returns false. Reads never create a collection.
 //
 // Errors (kvdex::Error): kNotFound when the store does not exist and
-// create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
-// a directory or a value is over 4 GiB; kFailedPrecondition when the store is already
-// open read-only in this process and is opened for writing; kResourceExhausted when a
+// create_if_missing is false (or read_only is set); kInvalidArgument when PATH holds a
+// NUL byte or is not a directory, or a value is over 4 GiB; kFailedPrecondition when the store is
+// already open read-only in this process and is opened for writing; kResourceExhausted when a
 // process uses more than max_collections collections, a batch is too large for one
 // LMDB transaction, every LMDB reader slot is taken, the map cannot grow enough or
 // the disk is full; kNotSupported for writes to a read-only store, for a store in
