@@ -308,6 +308,9 @@ void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
 void write_file_atomically(FileSystem& fs, const std::string& path,
                            const std::function<void(WritableFile&)>& write_contents,
                            ParentDirectories parents) {
+  // Before the message below quotes the path: text after a NUL is lost on its way
+  // to C strings (Python's exception messages among them).
+  check_no_nul(path, "path");
   try {
     write_file_atomically_unnamed(fs, path, write_contents, parents);
   } catch (const Error& e) {
