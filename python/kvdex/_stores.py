@@ -170,6 +170,8 @@ class KVStore(_ClosingMixin, _AsyncMixin, _native.KVStore):
         )
 
     def __repr__(self) -> str:
+        if self.closed:
+            return "<kvdex.KVStore closed>"
         return f"<kvdex.KVStore collections={self.collections()!r}>"
 
 
@@ -208,6 +210,8 @@ class SimpleKVStore(_ClosingMixin, _AsyncMixin, _native.SimpleKVStore):
         return cls(_native.SimpleKVStore._parse(text, "<text>"))
 
     def __repr__(self) -> str:
+        if self.closed:
+            return "<kvdex.SimpleKVStore closed>"
         return f"<kvdex.SimpleKVStore collections={self.collections()!r}>"
 
 
@@ -265,6 +269,8 @@ if _native.HAVE_LMDB:
             return (_reopen_lmdb, (type(self), self.path, self._options()))
 
         def __repr__(self) -> str:
+            if self.closed:
+                return "<kvdex.LmdbKVStore closed>"
             return f"<kvdex.LmdbKVStore path={self.path!r}>"
 
     __all__.append("LmdbKVStore")

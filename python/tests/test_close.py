@@ -54,6 +54,7 @@ def test_with_saves_the_file_and_closes(tmp_path):
         with pytest.raises(kvdex.FailedPreconditionError):
             call()
     store.close()  # again: nothing to do
+    assert repr(store) == "<kvdex.KVStore closed>"
 
 
 def test_close_raises_when_the_save_fails_and_keeps_the_writes(tmp_path):
