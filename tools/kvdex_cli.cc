@@ -3,11 +3,16 @@
 // Every STORE is a URI opened through kvdex::open: lmdb:PATH (the default for a
 // bare path), json:PATH (a LlamaIndex persist file; a bare *.json path too),
 // memory:, and the server backends compiled in.
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -39,14 +44,18 @@ constexpr int kExitNotSupported = 6;
 constexpr int kExitResourceExhausted = 7;
 constexpr int kExitFailedPrecondition = 8;
 constexpr int kExitInternal = 70;
+// What a shell reports for a process killed by SIGPIPE (128 + 13).
+constexpr int kExitBrokenPipe = 141;
 
 constexpr const char* kExitCodesHelp =
     "Exit status: 0 success; 1 key or collection not found; 2 bad usage or bad input\n"
-    "(arguments, URI, JSON); 3 corrupt store or file; 4 I/O error (including a store\n"
-    "that does not exist, permission denied); 5 server unavailable or timed out;\n"
+    "(arguments, URI, JSON, a value out of range); 3 corrupt store or file; 4 I/O error\n"
+    "(a store or input file that does not exist or is a directory, permission denied,\n"
+    "standard output that cannot be written); 5 server unavailable or timed out;\n"
     "6 operation not supported; 7 resource exhausted (disk full, map full, all LMDB\n"
     "readers busy); 8 store not in a state that allows it (e.g. open read-only);\n"
-    "70 internal.\n"
+    "70 internal. When the reader of standard output goes away (| head), kvdex stops\n"
+    "quietly, killed by SIGPIPE as other command-line tools are (a shell shows 141).\n"
     "Stores: lmdb:PATH (default for a bare path), json:PATH (LlamaIndex persist file;\n"
     "a bare *.json path too), memory: (redis:// and postgresql:// are planned).\n";
 
@@ -86,6 +95,77 @@ int exit_code_for(ErrorCode code) {
 struct Missing {
   std::string message;
 };
+
+// Standard output's reader went away (SIGPIPE ignored by whoever started us): end
+// quietly, as if SIGPIPE had ended the process.
+struct BrokenPipe {};
+
+// Standard output could not be written: an I/O error (exit 4) with the OS's reason,
+// whatever that reason is (a full /dev/full too), as coreutils' close_stdout reports.
+[[noreturn]] void stdout_failed(int err) {
+  if (err == EPIPE) throw BrokenPipe{};
+  throw Error(ErrorCode::kIOError, std::string("cannot write to standard output: ") +
+                                       (err != 0 ? std::strerror(err) : "write error"));
+}
+
+// Every byte kvdex prints on standard output goes through here, checked.
+void print(std::string_view data) {
+  if (data.empty()) return;
+  errno = 0;
+  if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size()) stdout_failed(errno);
+}
+
+// Flushes and closes standard output, reporting what the buffered writes could not
+// (a write to a full disk fails here, after every fwrite succeeded).
+void close_stdout() {
+  errno = 0;
+  const bool failed_before = std::ferror(stdout) != 0;
+  if (std::fflush(stdout) != 0 || failed_before) stdout_failed(errno);
+  errno = 0;
+  if (std::fclose(stdout) != 0) stdout_failed(errno);
+}
+
+// Names as `keys` and `collections` show them: as the content of a JSON string
+// (\\, \", \n, \t, \u0000...), so a tab, a newline or a NUL in a name cannot pass
+// for a separator. Other characters, UTF-8 included, are printed as they are.
+std::string escape_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (const char c : name) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  return out;
+}
 
 // json.dumps(indent=2) layout of canonical text: strings are copied untouched.
 std::string pretty(std::string_view canonical) {
@@ -284,6 +364,7 @@ struct Options {
   std::vector<std::string> collections;
   bool pretty_output = false;
   bool all_collections = false;
+  bool nul_separated = false;
   int batch_size = 1000;
 };
 
@@ -299,7 +380,16 @@ Missing missing_collection(const std::string& name, const std::string& store_uri
 // The collections a copy or an export covers: those named (each must exist) or all.
 std::vector<std::string> chosen_collections(BaseKVStore& store, const Options& o,
                                             std::uint64_t& total_keys) {
-  std::vector<std::string> names = o.collections.empty() ? store.collections() : o.collections;
+  std::vector<std::string> names;
+  if (o.collections.empty()) {
+    names = store.collections();
+  } else {
+    // Named twice is still one collection: copying or exporting it twice would
+    // duplicate its records.
+    for (const std::string& name : o.collections) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
   total_keys = 0;
   for (const std::string& name : names) {
     if (!o.collections.empty() && !has_collection(store, name))
@@ -320,30 +410,34 @@ void run_put(const Options& o) {
   }();
   auto store = open_store(o.store_uri, true);
   store->put_encoded(o.key, std::move(value), o.collection);
-  store->flush();
+  store->close();
 }
 
 void run_get(const Options& o) {
   auto store = open_store(o.store_uri, false);
   std::optional<EncodedValue> value = store->get_encoded(o.key, o.collection);
   if (!value) throw missing_key(o);
-  const std::string out = o.pretty_output ? pretty(value->text()) : std::string(value->text());
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fputc('\n', stdout);
+  std::string out = o.pretty_output ? pretty(value->text()) : std::string(value->text());
+  out.push_back('\n');
+  print(out);
 }
 
 void run_delete(const Options& o) {
   auto store = open_store(o.store_uri, true);
   if (!store->remove(o.key, o.collection)) throw missing_key(o);
-  store->flush();
+  store->close();
 }
 
 void run_keys(const Options& o) {
   auto store = open_store(o.store_uri, false);
   if (!has_collection(*store, o.collection)) throw missing_collection(o.collection, o.store_uri);
-  store->scan(o.collection, [](std::string_view k, std::string_view) {
-    std::fwrite(k.data(), 1, k.size(), stdout);
-    std::fputc('\n', stdout);
+  store->scan(o.collection, [&](std::string_view k, std::string_view) {
+    if (o.nul_separated) {
+      print(k);
+      print(std::string_view("\0", 1));
+    } else {
+      print(escape_name(k) + "\n");
+    }
   });
 }
 
@@ -371,13 +465,16 @@ void run_dump(const Options& o) {
   }
   if (o.pretty_output) out = pretty(out);
   out.push_back('\n');
-  std::fwrite(out.data(), 1, out.size(), stdout);
+  print(out);
 }
 
 void run_collections(const Options& o) {
   auto store = open_store(o.store_uri, false);
   for (const std::string& name : store->collections()) {
-    std::printf("%s\t%llu\n", name.c_str(), static_cast<unsigned long long>(store->count(name)));
+    const std::string count = std::to_string(store->count(name));
+    // With -0 the name is raw and the count, which holds no tab, comes last.
+    print(o.nul_separated ? name + "\t" + count + std::string(1, '\0')
+                          : escape_name(name) + "\t" + count + "\n");
   }
 }
 
@@ -391,14 +488,13 @@ void run_stats(const Options& o) {
       ++n;
       bytes += k.size() + text.size();
     });
-    std::printf("collection %s: %llu keys, %llu bytes\n", quote(name).c_str(),
-                static_cast<unsigned long long>(n), static_cast<unsigned long long>(bytes));
+    print("collection " + quote(name) + ": " + std::to_string(n) + " keys, " +
+          std::to_string(bytes) + " bytes\n");
     total_keys += n;
     total_bytes += bytes;
   }
-  std::printf("total: %zu collections, %llu keys, %llu bytes (keys + JSON text)\n", names.size(),
-              static_cast<unsigned long long>(total_keys),
-              static_cast<unsigned long long>(total_bytes));
+  print("total: " + std::to_string(names.size()) + " collections, " + std::to_string(total_keys) +
+        " keys, " + std::to_string(total_bytes) + " bytes (keys + JSON text)\n");
 }
 
 bool same_store(const std::string& a, const std::string& b) {
@@ -431,6 +527,11 @@ void run_import(const Options& o) {
   std::istream* in = &std::cin;
   std::uint64_t total_bytes = 0;
   if (o.file != "-") {
+    kvdex::check_no_nul(o.file, "file name");
+    struct stat st;
+    if (::stat(o.file.c_str(), &st) != 0) kvdex::throw_errno(errno, "cannot open", o.file);
+    // A directory opens and reads as empty: it would import nothing and succeed.
+    if (S_ISDIR(st.st_mode)) kvdex::throw_errno(EISDIR, "cannot read", o.file);
     file_in.open(o.file, std::ios::binary);
     if (!file_in) kvdex::throw_errno(errno, "cannot open", o.file);
     file_in.seekg(0, std::ios::end);
@@ -459,9 +560,11 @@ void run_import(const Options& o) {
     ++records;
     if (batch.size() >= static_cast<std::size_t>(o.batch_size)) flush();
   }
+  // getline stops the same way at the end and at a read error: tell them apart.
+  if (in->bad()) kvdex::throw_errno(errno, "cannot read", shown_file);
   flush();
   progress.finish();
-  store->flush();
+  store->close();
   std::fprintf(stderr, "imported %llu records\n", static_cast<unsigned long long>(records));
 }
 
@@ -493,10 +596,7 @@ void run_export(const Options& o) {
     progress.finish();
   };
   if (o.file == "-") {
-    export_to([&](std::string_view chunk) {
-      if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size())
-        kvdex::throw_errno(errno, "cannot write", o.file);
-    });
+    export_to(print);
     return;
   }
   // A failed export must never leave a partial file under the requested name; and,
@@ -525,6 +625,15 @@ void run_verify(const Options& o) {
 
 using Run = void (*)(const Options&);
 
+// CLI::PositiveNumber's message shows the range as 0 to 1.8e308 in full digits.
+const CLI::Validator kAtLeastOne(
+    [](std::string& text) -> std::string {
+      int n = 0;
+      if (!CLI::detail::lexical_cast(text, n)) return "'" + text + "' is not an integer";
+      return n >= 1 ? std::string() : "must be at least 1 (got " + text + ")";
+    },
+    "INT>=1");
+
 // Declares the subcommands and their options, bound to `o`; returns each with its
 // function.
 std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o) {
@@ -552,9 +661,11 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
   del->add_option("KEY", o.key, "key")->required();
   add_collection(del);
 
-  CLI::App* keys = app.add_subcommand("keys", "list the keys of a collection, one per line");
+  CLI::App* keys = app.add_subcommand(
+      "keys", "list the keys of a collection, one per line (escaped as in a JSON string)");
   add_store(keys);
   add_collection(keys);
+  keys->add_flag("-0,--null", o.nul_separated, "print each key raw, followed by a NUL byte");
 
   CLI::App* dump = app.add_subcommand("dump", "print a collection as one JSON object");
   add_store(dump);
@@ -562,8 +673,11 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
   dump->add_flag("--all", o.all_collections, "every collection: {collection: {key: value}}");
   dump->add_flag("--pretty", o.pretty_output, "indent the JSON");
 
-  CLI::App* colls = app.add_subcommand("collections", "list collections with their key counts");
+  CLI::App* colls = app.add_subcommand(
+      "collections", "list collections (escaped as in a JSON string), a tab, their key counts");
   add_store(colls);
+  colls->add_flag("-0,--null", o.nul_separated,
+                  "print each name raw, a tab, the count, then a NUL byte");
 
   CLI::App* stats = app.add_subcommand("stats", "count collections, keys and bytes");
   add_store(stats);
@@ -573,7 +687,7 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
   copy->add_option("DST", o.destination_uri, "destination store URI")->required();
   copy->add_option("-c,--collection", o.collections, "copy only these collections (repeatable)");
   copy->add_option("--batch-size", o.batch_size, "pairs per write batch (default 1000)")
-      ->check(CLI::PositiveNumber);
+      ->check(kAtLeastOne);
 
   CLI::App* import = app.add_subcommand("import", "load JSON Lines records into STORE");
   add_store(import);
@@ -582,7 +696,7 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
                    "JSON Lines file ({\"collection\", \"key\", \"value\"} per line), or -")
       ->required();
   import->add_option("--batch-size", o.batch_size, "records per write batch (default 1000)")
-      ->check(CLI::PositiveNumber);
+      ->check(kAtLeastOne);
 
   CLI::App* exp = app.add_subcommand("export", "write STORE as JSON Lines, streaming");
   add_store(exp);
@@ -602,7 +716,9 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_main(int argc, char** argv) {
   CLI::App app{
       "kvdex: inspect, edit, copy, import and export kvdex and LlamaIndex key-value stores"};
   app.name("kvdex");
@@ -612,6 +728,25 @@ int main(int argc, char** argv) {
   app.fallthrough();
   Options options;
   const std::vector<std::pair<CLI::App*, Run>> subcommands = add_subcommands(app, options);
+
+  // The first argument that is not an option names the command (kvdex itself takes
+  // no option with a value): CLI11 would only say that a subcommand is required.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg.starts_with("-")) continue;
+    const bool known = std::any_of(subcommands.begin(), subcommands.end(), [&](const auto& entry) {
+      return entry.first->check_name(argv[i]);
+    });
+    if (!known) {
+      std::string names;
+      for (const auto& entry : subcommands)
+        names += (names.empty() ? "" : ", ") + entry.first->get_name();
+      std::cerr << "kvdex: unknown command " << quote(arg) << " (commands: " << names
+                << "; see kvdex --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
 
   try {
     app.parse(argc, argv);
@@ -633,6 +768,8 @@ int main(int argc, char** argv) {
   } catch (const Missing& m) {
     std::cerr << "kvdex: " << m.message << "\n";
     return kExitMissing;
+  } catch (const BrokenPipe&) {
+    return kExitBrokenPipe;
   } catch (const Error& e) {
     std::cerr << "kvdex: " << e.what() << "\n";
     return exit_code_for(e.code());
@@ -641,4 +778,25 @@ int main(int argc, char** argv) {
     return kExitInternal;
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A reader that stops reading (| head) ends kvdex as it ends cat or grep, even when
+  // whoever started kvdex ignored SIGPIPE.
+  ::signal(SIGPIPE, SIG_DFL);
+  const int status = run_main(argc, argv);
+  try {
+    close_stdout();  // --help and --version print too
+  } catch (const BrokenPipe&) {
+    return kExitBrokenPipe;
+  } catch (const Error& e) {
+    // A failed command has said why already; a write error of its own output was
+    // reported with it.
+    if (status != kExitOk) return status;
+    std::cerr << "kvdex: " << e.what() << "\n";
+    return kExitIO;
+  }
+  return status;
 }

@@ -154,6 +154,19 @@ class MutableMappingKVStore : public BaseInMemoryKVStore {
         "Use subclasses of MutableMappingKVStore (such as SimpleKVStore) to call this method");
   }
 
+  // Replaces this store's contents with `other`'s (of the same mapping type),
+  // leaving `other` empty; readers see the old contents or the new, never a mix.
+  // JsonFileStore uses it to adopt a file that another process rewrote.
+  void take_contents(MutableMappingKVStore& other) {
+    InsertionOrderedMap<std::unique_ptr<Mapping>> taken;
+    {
+      WriterLock lock(other.mu_);
+      taken = std::move(other.collections_);
+      other.collections_ = InsertionOrderedMap<std::unique_ptr<Mapping>>();
+    }
+    replace_contents(std::move(taken));
+  }
+
   // Every collection and its entries, consistent as of one instant.
   StoreSnapshot snapshot() const {
     ReaderLock lock(mu_);

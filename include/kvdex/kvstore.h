@@ -155,6 +155,15 @@ class BaseKVStore {
   // bound to a JSON file rewrites it; LMDB in a no-sync mode syncs). Default: no-op.
   virtual void flush() {}
 
+  // Ends the use of the store, reporting what a destructor cannot: close() flushes
+  // and throws if that fails (the store then stays open, its writes kept, so close()
+  // may be retried). A store with state to release refuses every later call with
+  // Error(kFailedPrecondition) (JsonFileStore; the Python classes do so for every
+  // store); close() again does nothing. Default: flush(). A store destroyed
+  // without close() still flushes, but a failure there is lost: call close()
+  // whenever a write must not be lost silently.
+  virtual void close() { flush(); }
+
   void put_encoded(std::string_view key, EncodedValue value,
                    std::string_view collection = kDefaultCollection);
   void put_all_encoded(std::span<const EncodedKeyValue> pairs,

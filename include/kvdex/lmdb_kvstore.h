@@ -65,8 +65,8 @@
 // unknown collection is empty; remove returns false. Reads never create a collection.
 //
 // Errors (kvdex::Error): kNotFound when the store does not exist and
-// create_if_missing is false (or read_only is set); kInvalidArgument when PATH is not
-// a directory, an option is out of range (map_size 0 or over 64 TiB, max_readers 0 or
+// create_if_missing is false (or read_only is set); kInvalidArgument when PATH holds
+// a NUL byte or is not a directory, an option is out of range (map_size 0 or over 64 TiB, max_readers 0 or
 // over 2^20) or a value is over 4 GiB; kFailedPrecondition when the store is already
 // open read-only in this process and is opened for writing; kResourceExhausted when a
 // batch is too large for one LMDB transaction, every LMDB reader slot is taken, the

@@ -37,8 +37,8 @@ struct StoreUri {
 
 // Splits a URI. Rules: "scheme:rest" where scheme is [a-z][a-z0-9+.-]* (two letters
 // or more, so "C:" is never a scheme); without a scheme, a path ending in ".json"
-// is json:, anything else lmdb:. An empty URI, or one whose path part is empty
-// (except memory:), is Error(kInvalidArgument).
+// is json:, anything else lmdb:. An empty URI, one whose path part is empty
+// (except memory:), or one holding a NUL byte is Error(kInvalidArgument).
 StoreUri parse_store_uri(std::string_view uri);
 
 struct OpenOptions {

@@ -8,11 +8,15 @@ SimpleKVStore); see docs/python.md for what differs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
+import warnings
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import _native
+
+_log = logging.getLogger("kvdex")
 
 DEFAULT_COLLECTION = "data"
 DEFAULT_BATCH_SIZE = 1
@@ -68,6 +72,17 @@ class _AsyncMixin:
         return await self._adelete(key, collection, asyncio.get_running_loop())
 
 
+class _ClosingMixin:
+    """``close()`` (native) and ``with store:``, which closes the store on the way
+    out and raises if its last save fails."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+
 # ---- fsspec -------------------------------------------------------------------------
 
 
@@ -114,15 +129,40 @@ def _load_simple(persist_path: Any, fs: Any) -> "_native._StoreHandle":
 # ---- Stores -------------------------------------------------------------------------
 
 
-class KVStore(_AsyncMixin, _native.KVStore):
+class KVStore(_ClosingMixin, _AsyncMixin, _native.KVStore):
     """Any kvdex store, opened by URI (see :func:`open`).
 
     ``async_inline`` is true for in-memory stores (``memory:``, ``json:``).
+
+    Use it in a ``with`` block, or call ``close()``: a ``json:`` store saves its file
+    there and raises if it cannot. A store left to the garbage collector still
+    saves, but a failure can then only be reported as a ``ResourceWarning`` and an
+    error logged on the ``kvdex`` logger.
     """
 
     def __init__(self, uri: str, *, create_if_missing: bool = True, read_only: bool = False) -> None:
         super().__init__(uri, create_if_missing=create_if_missing, read_only=read_only)
         self.async_inline = self.in_memory
+        self._uri = uri
+
+    def __del__(self) -> None:
+        # The C++ destructor would save too, but could only swallow a failure.
+        # _uri is set once the native store exists: a failed __init__ left nothing to
+        # save (and the native part must not be touched then).
+        if "_uri" not in self.__dict__ or self.closed:
+            return
+        try:
+            self.close()
+        except Exception as e:  # noqa: BLE001 - reported below, never silenced
+            message = (
+                f"kvdex store {self._uri!r} was garbage-collected without "
+                f"close() and its final save failed; its unsaved writes are lost: {e}"
+            )
+            try:
+                _log.error(message)
+                warnings.warn(message, ResourceWarning, source=self)
+            except Exception:  # noqa: BLE001 - interpreter shutting down
+                pass
 
     def __reduce__(self):
         raise TypeError(
@@ -130,10 +170,12 @@ class KVStore(_AsyncMixin, _native.KVStore):
         )
 
     def __repr__(self) -> str:
+        if self.closed:
+            return "<kvdex.KVStore closed>"
         return f"<kvdex.KVStore collections={self.collections()!r}>"
 
 
-class SimpleKVStore(_AsyncMixin, _native.SimpleKVStore):
+class SimpleKVStore(_ClosingMixin, _AsyncMixin, _native.SimpleKVStore):
     """LlamaIndex's SimpleKVStore, in C++.
 
     An in-memory store: ``{collection: {key: value}}`` in insertion order,
@@ -168,13 +210,19 @@ class SimpleKVStore(_AsyncMixin, _native.SimpleKVStore):
         return cls(_native.SimpleKVStore._parse(text, "<text>"))
 
     def __repr__(self) -> str:
+        if self.closed:
+            return "<kvdex.SimpleKVStore closed>"
         return f"<kvdex.SimpleKVStore collections={self.collections()!r}>"
 
 
 def open(uri: str, *, create_if_missing: bool = True, read_only: bool = False) -> KVStore:  # noqa: A001
     """A store from a URI: ``lmdb:PATH``, ``json:PATH.json`` (a SimpleKVStore bound to
-    its file, written back on ``flush()`` and when the store is freed), ``memory:``,
-    or a bare path (``*.json`` is json:, anything else lmdb:)."""
+    its file, written back on ``flush()`` and ``close()``), ``memory:``, or a bare
+    path (``*.json`` is json:, anything else lmdb:).
+
+    ``with kvdex.open("json:docstore.json") as store: ...`` saves the file when the
+    block ends and raises if that fails (``close()`` does the same).
+    """
     return KVStore(uri, create_if_missing=create_if_missing, read_only=read_only)
 
 
@@ -185,7 +233,7 @@ if _native.HAVE_LMDB:
     def _reopen_lmdb(cls: type, path: str, options: dict) -> "LmdbKVStore":
         return cls(path, **options)
 
-    class LmdbKVStore(_AsyncMixin, _native.LmdbKVStore):
+    class LmdbKVStore(_ClosingMixin, _AsyncMixin, _native.LmdbKVStore):
         """The durable embedded store: a directory holding an LMDB environment.
 
         Every write is committed (each put_all batch in one transaction) before it
@@ -221,6 +269,8 @@ if _native.HAVE_LMDB:
             return (_reopen_lmdb, (type(self), self.path, self._options()))
 
         def __repr__(self) -> str:
+            if self.closed:
+                return "<kvdex.LmdbKVStore closed>"
             return f"<kvdex.LmdbKVStore path={self.path!r}>"
 
     __all__.append("LmdbKVStore")

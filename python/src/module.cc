@@ -17,6 +17,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -120,12 +121,30 @@ class GcPause {
   bool was_enabled_ = false;
 };
 
-nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries) {
+// What names a store in an error message: its URI, or its class for stores made
+// in memory.
+using StoreLabel = std::shared_ptr<const std::string>;
+
+// decode_value, its corruption error naming the store, collection and key, as the
+// errors of the C++ stores do (a value damaged on disk reaches the decoder first).
+nb::object decode_stored(std::string_view text, const StoreLabel& label,
+                         std::string_view collection, std::string_view key) {
+  try {
+    return decode_value(text);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kCorruption) throw;
+    throw Error(e.code(), "store " + *label + ", collection '" + shorten_for_message(collection) +
+                              "', key '" + shorten_for_message(key) + "': " + e.what());
+  }
+}
+
+nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries, const StoreLabel& label,
+                         std::string_view collection) {
   GcPause pause;
   nb::dict out;
   for (const auto& [key, value] : entries) {
     nb::object k = decode_str(key);
-    nb::object v = decode_value(value.text());
+    nb::object v = decode_stored(value.text(), label, collection, key);
     if (PyDict_SetItem(out.ptr(), k.ptr(), v.ptr()) < 0) throw nb::python_error();
   }
   return out;
@@ -135,11 +154,36 @@ nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries) {
 
 class PyKVStore {
  public:
-  explicit PyKVStore(std::shared_ptr<BaseKVStore> store)
+  PyKVStore(std::shared_ptr<BaseKVStore> store, std::string label)
       : store_(std::move(store)),
+        label_(std::make_shared<const std::string>(std::move(label))),
         in_memory_(dynamic_cast<BaseInMemoryKVStore*>(store_.get()) != nullptr) {}
 
-  BaseKVStore& store() const { return *store_; }
+  // The store, unless closed: every method goes through here (or live()).
+  BaseKVStore& store() const { return *live(); }
+  const std::shared_ptr<BaseKVStore>& live() const {
+    if (closed_) throw Error(ErrorCode::kFailedPrecondition, "store " + *label_ + " is closed");
+    return store_;
+  }
+  bool closed() const { return closed_; }
+  const StoreLabel& label() const { return label_; }
+
+  // Saves what the store holds (a json: store rewrites its file) and ends its use.
+  // A failure raises and leaves the store open, its writes kept, so close() can be
+  // retried; on success the C++ store is released at once (an LMDB environment
+  // too) and every later call but close() raises FailedPreconditionError.
+  void close() {
+    if (closed_) return;
+    std::shared_ptr<BaseKVStore> store = store_;
+    {
+      nb::gil_scoped_release no_gil;
+      store->close();
+    }
+    closed_ = true;
+    store_.reset();
+    nb::gil_scoped_release no_gil;
+    store.reset();  // may wait for the store's pending operations
+  }
   bool in_memory() const { return in_memory_; }
   // Single operations release the GIL only where they may wait for I/O.
   bool release_single() const { return !in_memory_; }
@@ -149,7 +193,7 @@ class PyKVStore {
     StrArg c(collection.ptr(), "collection");
     EncodedValue value = encode_value(val.ptr());
     maybe_without_gil(release_single(),
-                      [&] { store_->put_encoded(k.view(), std::move(value), c.view()); });
+                      [&] { live()->put_encoded(k.view(), std::move(value), c.view()); });
   }
 
   void put_all(nb::handle kv_pairs, nb::handle collection, int batch_size) {
@@ -157,16 +201,16 @@ class PyKVStore {
     StrArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
     nb::gil_scoped_release no_gil;
-    store_->put_all_encoded(pairs, c.view(), batch_size);
+    live()->put_all_encoded(pairs, c.view(), batch_size);
   }
 
   nb::object get(nb::handle key, nb::handle collection) {
     StrArg k(key.ptr(), "key");
     StrArg c(collection.ptr(), "collection");
     std::optional<EncodedValue> value = maybe_without_gil(
-        release_single(), [&] { return store_->get_encoded(k.view(), c.view()); });
+        release_single(), [&] { return live()->get_encoded(k.view(), c.view()); });
     if (!value) return nb::none();
-    return decode_value(value->text());
+    return decode_stored(value->text(), label_, c.view(), k.view());
   }
 
   nb::dict get_all(nb::handle collection) {
@@ -174,22 +218,22 @@ class PyKVStore {
     std::vector<EncodedKeyValue> entries;
     {
       nb::gil_scoped_release no_gil;
-      entries = store_->get_all_encoded(c.view());
+      entries = live()->get_all_encoded(c.view());
     }
-    return entries_to_dict(entries);
+    return entries_to_dict(entries, label_, c.view());
   }
 
   bool remove(nb::handle key, nb::handle collection) {
     StrArg k(key.ptr(), "key");
     StrArg c(collection.ptr(), "collection");
-    return maybe_without_gil(release_single(), [&] { return store_->remove(k.view(), c.view()); });
+    return maybe_without_gil(release_single(), [&] { return live()->remove(k.view(), c.view()); });
   }
 
   nb::list collections() {
     std::vector<std::string> names;
     {
       nb::gil_scoped_release no_gil;
-      names = store_->collections();
+      names = live()->collections();
     }
     nb::list out;
     for (const std::string& name : names) out.append(decode_str(name));
@@ -198,7 +242,7 @@ class PyKVStore {
 
   void flush() {
     nb::gil_scoped_release no_gil;
-    store_->flush();
+    live()->flush();
   }
 
   // ---- Asynchronous twins: each returns an asyncio.Future of `loop` ----
@@ -211,46 +255,51 @@ class PyKVStore {
   nb::object aput(nb::handle key, nb::handle val, nb::handle collection, nb::handle loop) {
     StrArg k(key.ptr(), "key");
     StrArg c(collection.ptr(), "collection");
-    return bridge(store_->aput_encoded(k.str(), encode_value(val.ptr()), c.str()), loop,
-                  [keep = store_] { return nb::none(); });
+    return bridge(live()->aput_encoded(k.str(), encode_value(val.ptr()), c.str()), loop,
+                  [keep = live()] { return nb::none(); });
   }
 
   nb::object aput_all(nb::handle kv_pairs, nb::handle collection, int batch_size, nb::handle loop) {
     check_batch_size(batch_size);
     StrArg c(collection.ptr(), "collection");
     std::vector<EncodedKeyValue> pairs = encode_pairs(kv_pairs);
-    return bridge(store_->aput_all_encoded(std::move(pairs), c.str(), batch_size), loop,
-                  [keep = store_] { return nb::none(); });
+    return bridge(live()->aput_all_encoded(std::move(pairs), c.str(), batch_size), loop,
+                  [keep = live()] { return nb::none(); });
   }
 
   nb::object aget(nb::handle key, nb::handle collection, nb::handle loop) {
     StrArg k(key.ptr(), "key");
     StrArg c(collection.ptr(), "collection");
-    return bridge(store_->aget_encoded(k.str(), c.str()), loop,
-                  [keep = store_](std::optional<EncodedValue> value) -> nb::object {
+    return bridge(live()->aget_encoded(k.str(), c.str()), loop,
+                  [keep = live(), label = label_, key = k.str(),
+                   name = c.str()](std::optional<EncodedValue> value) -> nb::object {
                     if (!value) return nb::none();
-                    return decode_value(value->text());
+                    return decode_stored(value->text(), label, name, key);
                   });
   }
 
   nb::object aget_all(nb::handle collection, nb::handle loop) {
     StrArg c(collection.ptr(), "collection");
-    return bridge(store_->aget_all_encoded(c.str()), loop,
-                  [keep = store_](std::vector<EncodedKeyValue> entries) -> nb::object {
-                    return entries_to_dict(entries);
+    return bridge(live()->aget_all_encoded(c.str()), loop,
+                  [keep = live(), label = label_,
+                   name = c.str()](std::vector<EncodedKeyValue> entries) -> nb::object {
+                    return entries_to_dict(entries, label, name);
                   });
   }
 
   nb::object aremove(nb::handle key, nb::handle collection, nb::handle loop) {
     StrArg k(key.ptr(), "key");
     StrArg c(collection.ptr(), "collection");
-    return bridge(store_->aremove(k.str(), c.str()), loop,
-                  [keep = store_](bool removed) -> nb::object { return nb::bool_(removed); });
+    return bridge(live()->aremove(k.str(), c.str()), loop,
+                  [keep = live()](bool removed) -> nb::object { return nb::bool_(removed); });
   }
 
  private:
   std::shared_ptr<BaseKVStore> store_;
+  StoreLabel label_;
   bool in_memory_;
+  // Read and written with the GIL held; atomic for free-threaded builds.
+  std::atomic<bool> closed_{false};
 };
 
 // ---- SimpleKVStore ------------------------------------------------------------------
@@ -349,7 +398,8 @@ std::shared_ptr<SimpleKVStore> simple_from_text(nb::handle text, const std::stri
 
 class PySimpleKVStore : public PyKVStore {
  public:
-  explicit PySimpleKVStore(std::shared_ptr<SimpleKVStore> store) : PyKVStore(std::move(store)) {}
+  explicit PySimpleKVStore(std::shared_ptr<SimpleKVStore> store)
+      : PyKVStore(std::move(store), "SimpleKVStore") {}
 
   SimpleKVStore& simple() const { return static_cast<SimpleKVStore&>(store()); }
 
@@ -376,7 +426,7 @@ class PySimpleKVStore : public PyKVStore {
     nb::dict out;
     for (const auto& [name, entries] : snapshot) {
       nb::object k = decode_str(name);
-      nb::dict collection = entries_to_dict(entries);
+      nb::dict collection = entries_to_dict(entries, label(), name);
       if (PyDict_SetItem(out.ptr(), k.ptr(), collection.ptr()) < 0) throw nb::python_error();
     }
     return out;
@@ -406,7 +456,7 @@ const char* durability_name(LmdbDurability d) {
 class PyLmdbKVStore : public PyKVStore {
  public:
   PyLmdbKVStore(std::shared_ptr<LmdbKVStore> store, LmdbOptions options)
-      : PyKVStore(std::move(store)), options_(options) {}
+      : PyKVStore(store, "'lmdb:" + shorten_for_message(store->path()) + "'"), options_(options) {}
 
   LmdbKVStore& lmdb() const { return static_cast<LmdbKVStore&>(store()); }
   const LmdbOptions& options() const { return options_; }
@@ -500,7 +550,7 @@ void register_kvstore_class(nb::module_& m) {
           "__init__",
           [](PyKVStore* self, nb::handle target, bool create_if_missing, bool read_only) {
             if (nb::isinstance<StoreHandle>(target)) {
-              new (self) PyKVStore(nb::cast<const StoreHandle&>(target).store);
+              new (self) PyKVStore(nb::cast<const StoreHandle&>(target).store, "KVStore");
               return;
             }
             if (!PyUnicode_Check(target.ptr())) throw nb::type_error("uri must be str");
@@ -512,7 +562,8 @@ void register_kvstore_class(nb::module_& m) {
               store = kvdex::open(uri.view(), OpenOptions{.create_if_missing = create_if_missing,
                                                           .read_only = read_only});
             }
-            new (self) PyKVStore(std::shared_ptr<BaseKVStore>(std::move(store)));
+            new (self) PyKVStore(std::shared_ptr<BaseKVStore>(std::move(store)),
+                                 "'" + shorten_for_message(uri.view()) + "'");
           },
           "uri"_a, nb::kw_only(), "create_if_missing"_a = true, "read_only"_a = false)
       .def_prop_ro("in_memory", &PyKVStore::in_memory)
@@ -543,6 +594,11 @@ void register_kvstore_class(nb::module_& m) {
            "The collection names, in creation order where the store keeps one.")
       .def("flush", &PyKVStore::flush,
            "Make everything written so far durable (json: rewrites its file).")
+      .def("close", &PyKVStore::close,
+           "Save (json: rewrites its file) and end the store's use; raises if the save fails "
+           "(the store then stays open, its writes kept). Later calls raise "
+           "FailedPreconditionError; close() again does nothing.")
+      .def_prop_ro("closed", &PyKVStore::closed)
       .def("_aput", &PyKVStore::aput, "key"_a.none(), "val"_a.none(), "collection"_a.none(),
            "loop"_a)
       .def("_aput_all", &PyKVStore::aput_all, "kv_pairs"_a.none(), "collection"_a.none(),

@@ -1,11 +1,14 @@
 #include "kvdex/filesystem.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "kvdex/error.h"
@@ -96,11 +99,13 @@ class PosixWritableFile final : public WritableFile {
 class PosixFileSystem final : public FileSystem {
  public:
   bool exists(const std::string& path) override {
+    check_no_nul(path, "path");
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
   }
 
   std::unique_ptr<ReadableFile> open_readable(const std::string& path) override {
+    check_no_nul(path, "path");
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw_errno(errno, "cannot open", path);
     struct stat st;
@@ -117,22 +122,27 @@ class PosixFileSystem final : public FileSystem {
   }
 
   std::unique_ptr<WritableFile> open_writable(const std::string& path) override {
+    check_no_nul(path, "path");
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_errno(errno, "cannot create", path);
     return std::make_unique<PosixWritableFile>(path, fd);
   }
 
   void rename(const std::string& from, const std::string& to) override {
+    check_no_nul(from, "path");
+    check_no_nul(to, "path");
     if (::rename(from.c_str(), to.c_str()) != 0)
       throw_errno(errno, "cannot rename to " + to + ":", from);
   }
 
   void remove_file(const std::string& path) override {
+    check_no_nul(path, "path");
     if (::unlink(path.c_str()) != 0) throw_errno(errno, "cannot remove", path);
   }
 
   void create_directories(const std::string& path) override {
     if (path.empty()) return;
+    check_no_nul(path, "path");
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) {
       if (S_ISDIR(st.st_mode)) return;
@@ -146,12 +156,78 @@ class PosixFileSystem final : public FileSystem {
 
   void sync_directory(const std::string& path) override {
     const std::string dir = path.empty() ? "." : path;
+    check_no_nul(dir, "path");
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) throw_errno(errno, "cannot open directory", dir);
     const int rc = ::fsync(fd);
     const int err = errno;
     ::close(fd);
     if (rc != 0) throw_errno(err, "cannot fsync directory", dir);
+  }
+
+  std::string resolve_symlinks(const std::string& path) override {
+    check_no_nul(path, "path");
+    // Only the last component matters: a rename inside a linked directory already
+    // lands in the real one. Linux's own limit on link chains (MAXSYMLINKS).
+    constexpr int kMaxLinks = 40;
+    std::string current = path;
+    for (int hops = 0; hops < kMaxLinks; ++hops) {
+      struct stat st;
+      if (::lstat(current.c_str(), &st) != 0) {
+        if (errno == ENOENT) return current;  // a new file, or a dangling link's target
+        throw_errno(errno, "cannot stat", current);
+      }
+      if (!S_ISLNK(st.st_mode)) return current;
+      std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 256), '\0');
+      for (;;) {
+        const ssize_t n = ::readlink(current.c_str(), target.data(), target.size());
+        if (n < 0) throw_errno(errno, "cannot read link", current);
+        if (static_cast<std::size_t>(n) < target.size()) {
+          target.resize(static_cast<std::size_t>(n));
+          break;
+        }
+        target.resize(target.size() * 2);  // the link changed since lstat
+      }
+      if (target.empty()) throw_errno(ENOENT, "cannot follow link", current);
+      if (target.front() != '/') {
+        const std::string dir = parent_directory(current);
+        if (!dir.empty()) target = (dir == "/" ? dir : dir + "/") + target;
+      }
+      current = std::move(target);
+    }
+    throw_errno(ELOOP, "cannot follow link", path);
+  }
+
+  void copy_permissions(const std::string& from, const std::string& to) override {
+    check_no_nul(from, "path");
+    check_no_nul(to, "path");
+    struct stat st;
+    if (::stat(from.c_str(), &st) != 0) {
+      if (errno == ENOENT) return;
+      throw_errno(errno, "cannot stat", from);
+    }
+    // The owner first: chown clears the set-id bits that chmod then restores.
+    if (::geteuid() == 0 && ::chown(to.c_str(), st.st_uid, st.st_gid) != 0)
+      throw_errno(errno, "cannot set the owner of", to);
+    if (::chmod(to.c_str(), st.st_mode & 07777) != 0)
+      throw_errno(errno, "cannot set the mode of", to);
+  }
+
+  std::vector<std::string> list_directory(const std::string& path) override {
+    const std::string dir = path.empty() ? "." : path;
+    check_no_nul(dir, "path");
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) throw_errno(errno, "cannot list directory", dir);
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(d)) {
+      const std::string_view name(entry->d_name);
+      if (name != "." && name != "..") names.emplace_back(name);
+    }
+    const int err = errno;
+    ::closedir(d);
+    if (err != 0) throw_errno(err, "cannot list directory", dir);
+    return names;
   }
 };
 
@@ -160,6 +236,21 @@ class PosixFileSystem final : public FileSystem {
 FileSystem& local_filesystem() {
   static PosixFileSystem* fs = new PosixFileSystem();
   return *fs;
+}
+
+void check_no_nul(std::string_view path, std::string_view what) {
+  const std::size_t nul = path.find('\0');
+  if (nul == std::string_view::npos) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(what) + " '" + shorten_for_message(path.substr(0, nul)) +
+                  "\\0...' holds a NUL byte (at offset " + std::to_string(nul) + ")");
+}
+
+std::string temporary_file_prefix(const std::string& target) {
+  const std::size_t slash = target.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? target : target.substr(slash + 1);
+  return dir + "." + name + ".kvdex-tmp-";
 }
 
 std::string parent_directory(const std::string& path) {
@@ -217,6 +308,9 @@ void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
 void write_file_atomically(FileSystem& fs, const std::string& path,
                            const std::function<void(WritableFile&)>& write_contents,
                            ParentDirectories parents) {
+  // Before the message below quotes the path: text after a NUL is lost on its way
+  // to C strings (Python's exception messages among them).
+  check_no_nul(path, "path");
   try {
     write_file_atomically_unnamed(fs, path, write_contents, parents);
   } catch (const Error& e) {
@@ -226,22 +320,76 @@ void write_file_atomically(FileSystem& fs, const std::string& path,
 }
 
 namespace {
-void write_file_atomically_unnamed(FileSystem& fs, const std::string& path,
+
+// Whether `rest` is "<pid>-<n>" for a process that no longer exists.
+bool names_a_dead_writer(std::string_view rest) {
+  const std::size_t dash = rest.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 == rest.size()) return false;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (i != dash && (rest[i] < '0' || rest[i] > '9')) return false;
+  }
+  long pid = 0;
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + dash, pid);
+  if (ec != std::errc() || end != rest.data() + dash || pid <= 0) return false;
+  if (pid == static_cast<long>(::getpid())) return false;
+  // Only ESRCH proves the writer gone: EPERM is a live process of another user.
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+// Removes the temporaries that killed writers of `target` left behind, in the
+// current form and in the form kvdex used before (<name>.tmp-<pid>-<n>). Best effort:
+// a write must not fail because an old temporary could not be collected.
+void remove_stale_temporaries(FileSystem& fs, const std::string& dir, const std::string& target) {
+  std::vector<std::string> names;
+  try {
+    names = fs.list_directory(dir);
+  } catch (const Error&) {
+    return;
+  }
+  const std::size_t slash = target.find_last_of('/');
+  const std::string name_of_target = slash == std::string::npos ? target : target.substr(slash + 1);
+  const std::string prefix = "." + name_of_target + ".kvdex-tmp-";
+  const std::string legacy_prefix = name_of_target + ".tmp-";
+  const std::string dir_prefix = dir.empty() ? "" : (dir == "/" ? dir : dir + "/");
+  for (const std::string& name : names) {
+    std::string_view rest;
+    if (name.starts_with(prefix)) {
+      rest = std::string_view(name).substr(prefix.size());
+    } else if (name.starts_with(legacy_prefix)) {
+      rest = std::string_view(name).substr(legacy_prefix.size());
+    } else {
+      continue;
+    }
+    if (!names_a_dead_writer(rest)) continue;
+    try {
+      fs.remove_file(dir_prefix + name);
+    } catch (const Error&) {
+      // Another writer may have collected it first.
+    }
+  }
+}
+
+void write_file_atomically_unnamed(FileSystem& fs, const std::string& requested_path,
                                    const std::function<void(WritableFile&)>& write_contents,
                                    ParentDirectories parents) {
   static std::atomic<unsigned long> counter{0};
+  // Replacing a link would cut it from its target: write the target instead.
+  const std::string path = fs.resolve_symlinks(requested_path);
   const std::string dir = parent_directory(path);
   if (parents == ParentDirectories::kCreate) {
     fs.create_directories(dir);
   } else if (!dir.empty() && !fs.exists(dir)) {
     throw Error(ErrorCode::kNotFound, "no such directory '" + dir + "'");
   }
-  const std::string temp =
-      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  remove_stale_temporaries(fs, dir, path);
+  const std::string temp = temporary_file_prefix(path) + std::to_string(::getpid()) + "-" +
+                           std::to_string(counter.fetch_add(1));
   bool created = false;
   try {
     std::unique_ptr<WritableFile> file = fs.open_writable(temp);
     created = true;
+    // Before any content is written, so private data is never readable by others.
+    fs.copy_permissions(path, temp);
     write_contents(*file);
     file->sync();
     file->close();

@@ -6,6 +6,7 @@
 
 #include "core/scheme_registry.h"
 #include "kvdex/error.h"
+#include "kvdex/filesystem.h"
 #include "kvdex/json_file_store.h"
 #include "kvdex/simple_kvstore.h"
 #include "kvdex/thread_annotations.h"
@@ -61,6 +62,8 @@ bool is_scheme_char(char c, bool first) {
 
 StoreUri parse_store_uri(std::string_view uri) {
   if (uri.empty()) throw Error(ErrorCode::kInvalidArgument, "empty store URI");
+  // A path cut at the NUL would name another store.
+  check_no_nul(uri, "store URI");
   StoreUri out;
   out.text = std::string(uri);
   const std::size_t colon = uri.find(':');

@@ -17,6 +17,7 @@
 
 #include "core/scheme_registry.h"
 #include "kvdex/error.h"
+#include "kvdex/filesystem.h"
 #include "kvdex/open.h"
 #include "lmdb/key_codec.h"
 #include "lmdb/lmdb_env.h"
@@ -557,7 +558,10 @@ ChildOutcome read_child_report(int fd) {
 }  // namespace
 
 LmdbKVStore::LmdbKVStore(const std::string& path, const LmdbOptions& options)
-    : path_(path), read_only_(options.read_only), env_(detail::LmdbEnv::acquire(path, options)) {}
+    // Before LMDB sees the path: it would stop at the NUL and open another store.
+    : path_((check_no_nul(path, "lmdb store path"), path)),
+      read_only_(options.read_only),
+      env_(detail::LmdbEnv::acquire(path, options)) {}
 
 LmdbKVStore::~LmdbKVStore() { wait_for_pending_operations(); }
 

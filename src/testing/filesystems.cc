@@ -244,4 +244,16 @@ void FaultInjectionFileSystem::sync_directory(const std::string& path) {
   base_.sync_directory(path);
 }
 
+std::string FaultInjectionFileSystem::resolve_symlinks(const std::string& path) {
+  return base_.resolve_symlinks(path);
+}
+
+void FaultInjectionFileSystem::copy_permissions(const std::string& from, const std::string& to) {
+  base_.copy_permissions(from, to);
+}
+
+std::vector<std::string> FaultInjectionFileSystem::list_directory(const std::string& path) {
+  return base_.list_directory(path);
+}
+
 }  // namespace kvdex::testing

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kvdex/filesystem.h"
 #include "kvdex/thread_annotations.h"
@@ -72,6 +73,10 @@ class FaultInjectionFileSystem : public FileSystem {
   void remove_file(const std::string& path) override;
   void create_directories(const std::string& path) override;
   void sync_directory(const std::string& path) override;
+  // Forwarded without counting: they are not steps whose failure a test injects.
+  std::string resolve_symlinks(const std::string& path) override;
+  void copy_permissions(const std::string& from, const std::string& to) override;
+  std::vector<std::string> list_directory(const std::string& path) override;
 
   // Called by the wrapped files; throws when the counted operation must fail.
   void count(FsOp op, const std::string& path);

@@ -368,3 +368,115 @@ def test_bom_on_stdin_and_import_is_read_as_json_loads_reads_bytes(tmp_path):
     lines.write_bytes(b'\xef\xbb\xbf{"collection": "c", "key": "j", "value": {"w": 2}}\n')
     kvdex("import", store, lines, check=0)
     assert store.read_text() == '{"data": {"k": {"v": 1}}, "c": {"j": {"w": 2}}}'
+
+
+# ---- Never lose data silently (issue 13, B8, B9, D17) -----------------------------
+
+
+@pytest.fixture
+def big_store(tmp_path):
+    """A json: store whose listings are much larger than a pipe's buffer."""
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"data": {f"key-{i:06d}": {"v": "x" * 40} for i in range(5000)}}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["get", "k"], ["keys"], ["dump"], ["dump", "--all"], ["collections"], ["stats"], ["export", "-"]],
+)
+def test_unwritable_stdout_exits_4_with_the_os_message(store_json, command):
+    with open("/dev/full", "w") as full:
+        args = [command[0], store_json, *command[1:]]
+        proc = subprocess.run([KVDEX, *map(str, args)], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr == "kvdex: cannot write to standard output: No space left on device\n"
+
+
+def test_help_to_unwritable_stdout_exits_4():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([KVDEX, "--help"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 4 and "No space left on device" in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["keys"], ["dump", "--all"], ["export", "-"]])
+def test_a_reader_that_goes_away_ends_kvdex_quietly_as_sigpipe(big_store, command):
+    args = " ".join([command[0], str(big_store), *command[1:]])
+    proc = subprocess.run(
+        ["bash", "-c", f"{KVDEX} {args} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stdout == "141\n"
+    assert proc.stderr == ""
+
+
+def test_parallel_cli_writers_keep_every_write(tmp_path):
+    path = tmp_path / "shared.json"
+    script = f"for i in $(seq 1 25); do {KVDEX} put {path} w$1-$i '{{\"i\": '$i'}}' || exit 1; done"
+    writers = [subprocess.Popen(["bash", "-c", script, "writer", str(w)]) for w in range(4)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    keys = kvdex("keys", path, check=0).stdout.split()
+    assert sorted(keys) == sorted(f"w{w}-{i}" for w in range(4) for i in range(1, 26))
+    assert (tmp_path / "shared.json.lock").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "shared.json.lock"]
+
+
+def test_unknown_command_is_named():
+    proc = kvdex("bogus", check=2)
+    assert proc.stderr.startswith('kvdex: unknown command "bogus" (commands: put, get, delete,')
+    proc = kvdex("--version", "bogus", check=2)
+    assert "unknown command" in proc.stderr
+
+
+def test_batch_size_below_one_says_so(tmp_path):
+    for command in (["copy", "a.json", "b.json"], ["import", "a.json", "-"]):
+        proc = kvdex(*command, "--batch-size", "0", check=2)
+        assert proc.stderr == "kvdex: --batch-size: must be at least 1 (got 0) (see kvdex --help)\n"
+
+
+def test_import_of_a_directory_is_an_io_error(tmp_path):
+    proc = kvdex("import", tmp_path / "s.json", tmp_path, check=4)
+    assert proc.stderr == f"kvdex: cannot read '{tmp_path}': Is a directory\n"
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_collection_named_twice_is_exported_once(store_json, tmp_path):
+    once = kvdex("export", store_json, "-", "-c", "data", check=0).stdout
+    twice = kvdex("export", store_json, "-", "-c", "data", "-c", "data", check=0).stdout
+    assert twice == once and once.count("\n") == 1
+    out = tmp_path / "copy.json"
+    kvdex("copy", store_json, out, "-c", "data", "-c", "data", check=0)
+    assert kvdex("keys", out, check=0).stdout == "k\n"
+
+
+def test_names_with_control_characters_are_escaped_or_nul_separated(tmp_path):
+    path = tmp_path / "s.json"
+    kvdex("put", path, "a\tb\nc\\d\"e\x01", "{}", "-c", "x\ty", check=0)
+    kvdex("put", path, "plain-\u00e9", "{}", "-c", "x\ty", check=0)
+    assert kvdex("keys", path, "-c", "x\ty", check=0).stdout == 'a\\tb\\nc\\\\d\\"e\\u0001\nplain-\u00e9\n'
+    assert kvdex("collections", path, check=0).stdout == "x\\ty\t2\n"
+    raw = subprocess.run([KVDEX, "keys", "-0", path, "-c", "x\ty"], capture_output=True).stdout
+    assert raw == "a\tb\nc\\d\"e\x01\0plain-\u00e9\0".encode()
+    raw = subprocess.run([KVDEX, "collections", "--null", path], capture_output=True).stdout
+    assert raw == b"x\ty\t2\0"
+
+
+def test_every_documented_exit_status_is_reachable(tmp_path, store_json):
+    """0, 1, 2, 3, 4 and 7 from the CLI (5, 6, 8 and 70 need a server or a broken
+    invariant); the help text names each."""
+    help_text = kvdex("--help", check=0).stdout
+    for status in ["0 success", "1 key or collection not found", "2 bad usage or bad input",
+                   "3 corrupt store", "4 I/O error", "5 server unavailable", "6 operation not supported",
+                   "7 resource exhausted", "8 store not in a state", "70 internal", "141"]:
+        assert status in " ".join(help_text.split()), status
+    kvdex("get", store_json, "k", check=0)
+    kvdex("get", store_json, "nope", check=1)
+    kvdex("put", store_json, "k", "not json", check=2)
+    bad_lines = tmp_path / "bad.jsonl"
+    bad_lines.write_text('{"collection": "data", "key": "a", "value": {"v": tru}}\n')
+    kvdex("import", tmp_path / "t.json", bad_lines, check=2)  # bad input, not a corrupt store
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{")
+    kvdex("get", corrupt, "k", check=3)
+    kvdex("get", tmp_path / "absent.json", "k", check=4)

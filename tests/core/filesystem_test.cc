@@ -1,8 +1,15 @@
 #include "kvdex/filesystem.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "kvdex/simple_kvstore.h"
 #include "test_util.h"
@@ -54,6 +61,117 @@ TEST(LocalFileSystem, ErrorsNameThePathAndKind) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIOError);
     EXPECT_NE(std::string(e.what()).find("plain"), std::string::npos) << e.what();
+  }
+}
+
+std::vector<std::string> entries_of(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(LocalFileSystem, AtomicWriteGoesThroughASymlinkToItsTarget) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("real"));
+  testing::write_file_bytes(dir.file("real/store.json"), "old");
+  // A relative link, followed by a link to it: both are resolved.
+  std::filesystem::create_symlink("real/store.json", dir.file("link.json"));
+  std::filesystem::create_symlink(dir.file("link.json"), dir.file("link2.json"));
+  write_file_atomically(local_filesystem(), dir.file("link2.json"),
+                        [](WritableFile& f) { f.append("new"); });
+  EXPECT_TRUE(std::filesystem::is_symlink(dir.file("link.json")));
+  EXPECT_TRUE(std::filesystem::is_symlink(dir.file("link2.json")));
+  EXPECT_EQ(testing::read_file_bytes(dir.file("real/store.json")), "new");
+  EXPECT_EQ(entries_of(dir.file("real")), std::vector<std::string>{"store.json"});
+  // A dangling link creates its target.
+  std::filesystem::create_symlink("real/later.json", dir.file("dangling.json"));
+  write_file_atomically(local_filesystem(), dir.file("dangling.json"),
+                        [](WritableFile& f) { f.append("made"); });
+  EXPECT_TRUE(std::filesystem::is_symlink(dir.file("dangling.json")));
+  EXPECT_EQ(testing::read_file_bytes(dir.file("real/later.json")), "made");
+  // A loop is an error, not a hang.
+  std::filesystem::create_symlink("loop-b", dir.file("loop-a"));
+  std::filesystem::create_symlink("loop-a", dir.file("loop-b"));
+  KVDEX_EXPECT_ERROR(write_file_atomically(local_filesystem(), dir.file("loop-a"),
+                                           [](WritableFile& f) { f.append("x"); }),
+                     ErrorCode::kIOError);
+}
+
+TEST(LocalFileSystem, AtomicWriteKeepsTheModeAndOwnerOfTheFile) {
+  TempDir dir;
+  const std::string path = dir.file("private.json");
+  testing::write_file_bytes(path, "old");
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(path.c_str(), 12345, 23456), 0);
+  }
+  SimpleKVStore store;
+  store.put("k", {{"secret", 1}});
+  store.persist(path);
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(st.st_uid, 12345u);
+    EXPECT_EQ(st.st_gid, 23456u);
+  }
+  ASSERT_EQ(::chmod(path.c_str(), 0640), 0);
+  store.persist(path);
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
+// The pid of a process that has exited (and been reaped), so kill(pid, 0) is ESRCH.
+pid_t dead_pid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+TEST(LocalFileSystem, AtomicWriteRemovesTheTemporariesOfDeadWritersOnly) {
+  TempDir dir;
+  const std::string path = dir.file("store.json");
+  const std::string dead = std::to_string(dead_pid());
+  const std::string live = std::to_string(::getppid());  // alive while the test runs
+  testing::write_file_bytes(dir.file(".store.json.kvdex-tmp-" + dead + "-3"), "partial");
+  testing::write_file_bytes(dir.file("store.json.tmp-" + dead + "-0"), "older kvdex");
+  testing::write_file_bytes(dir.file(".store.json.kvdex-tmp-" + live + "-7"), "in progress");
+  testing::write_file_bytes(dir.file(".other.json.kvdex-tmp-" + dead + "-1"), "not ours");
+  testing::write_file_bytes(dir.file(".store.json.kvdex-tmp-x" + dead + "-1"), "not a temp");
+  write_file_atomically(local_filesystem(), path, [](WritableFile& f) { f.append("{}"); });
+  EXPECT_EQ(entries_of(dir.path()),
+            (std::vector<std::string>{".other.json.kvdex-tmp-" + dead + "-1",
+                                      ".store.json.kvdex-tmp-" + live + "-7",
+                                      ".store.json.kvdex-tmp-x" + dead + "-1", "store.json"}));
+}
+
+TEST(LocalFileSystem, TemporariesAreNamedRecognisably) {
+  EXPECT_EQ(temporary_file_prefix("/a/b/store.json"), "/a/b/.store.json.kvdex-tmp-");
+  EXPECT_EQ(temporary_file_prefix("store.json"), ".store.json.kvdex-tmp-");
+  EXPECT_EQ(temporary_file_prefix("/store.json"), "/.store.json.kvdex-tmp-");
+}
+
+TEST(LocalFileSystem, APathWithANulByteIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("a") + std::string(1, '\0') + "b";
+  KVDEX_EXPECT_ERROR(local_filesystem().exists(path), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(read_whole_file(local_filesystem(), path), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(
+      write_file_atomically(local_filesystem(), path, [](WritableFile& f) { f.append("x"); }),
+      ErrorCode::kInvalidArgument);
+  SimpleKVStore store;
+  KVDEX_EXPECT_ERROR(store.persist(path), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(SimpleKVStore::from_persist_path(path), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(entries_of(dir.path()), std::vector<std::string>{}) << "'a' was not created";
+  try {
+    check_no_nul(path, "path");
+    ADD_FAILURE() << "accepted a NUL byte";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds a NUL byte"), std::string::npos) << e.what();
   }
 }
 

@@ -934,5 +934,13 @@ TEST(LmdbKVStore, ClearStaleReadersFindsNoneInAHealthyStore) {
   EXPECT_EQ(store.stats().stale_readers_cleared, 0u);
 }
 
+TEST(LmdbKVStore, APathWithANulByteIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("a") + std::string(1, '\0') + "b";
+  KVDEX_EXPECT_ERROR(LmdbKVStore(path, LmdbOptions{}), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(open("lmdb:" + path), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a"))) << "'a' was not opened instead";
+}
+
 }  // namespace
 }  // namespace kvdex::testing
