@@ -34,7 +34,7 @@ MDB_env* environment() {
 
 void round_trip(MDB_txn* txn, MDB_dbi dbi, const KeyCodec& codec, std::string_view key,
                 std::string_view payload) {
-  const kvdex::detail::LmdbErrorContext context{"fuzz", {}, false, 0};
+  const kvdex::detail::LmdbErrorContext context{"fuzz", {}, false};
   codec.put(txn, dbi, key, payload, context);
   // A neighbour sharing the key's prefix, so groups hold more than one key.
   const std::string other = std::string(key) + "x";
@@ -81,7 +81,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (mdb_dbi_open(txn, nullptr, 0, &dbi) != 0) std::abort();
   const KeyCodec plain;
   const KeyCodec colliding({}, &colliding_hash);
-  round_trip(txn, dbi, (input[0] & 0x80) ? colliding : plain, key, payload);
+  // Format 4 keys a collection's records by its 8-byte id (docs/lmdb.md).
+  static const std::string collection_id("\0\0\0\0\0\0\1\x07", 8);
+  const KeyCodec tagged(collection_id);
+  const KeyCodec& codec = (input[0] & 0x80) ? colliding : (input.size() & 1) ? tagged : plain;
+  round_trip(txn, dbi, codec, key, payload);
 
   // Arbitrary bytes as a stored record: decode must not misread past them.
   MDB_val k{split, const_cast<char*>(input.data() + 1)};

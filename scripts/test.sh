@@ -2,7 +2,8 @@
 # The README's test command: installs what the tests need, builds, and runs every
 # test: the C++ suite (warnings as errors), again built by clang with its
 # thread-safety analysis, again under ASan+UBSan, the concurrency
-# tests under TSan, then the Python package's pytest suite against an installed kvdex.
+# tests under TSan, a short libFuzzer run of every fuzz target, then the Python
+# package's pytest suite against an installed kvdex.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,9 @@ echo "== C++: ThreadSanitizer (tests labelled 'concurrency')"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 ctest --preset tsan -j2
+
+echo "== Fuzzing smoke run: each libFuzzer target for 10 s from its seed corpus (longer: scripts/fuzz.sh 600)"
+scripts/fuzz.sh 10
 
 echo "== Python: pip install . into .venv"
 scripts/python-env.sh

@@ -708,9 +708,9 @@ std::vector<std::pair<CLI::App*, Run>> add_subcommands(CLI::App& app, Options& o
   add_store(verify);
 
   return {
-      {verify, run_verify}, {put, run_put},       {get, run_get},           {del, run_delete},
-      {keys, run_keys},     {dump, run_dump},     {colls, run_collections}, {stats, run_stats},
-      {copy, run_copy},     {import, run_import}, {exp, run_export},
+      {put, run_put},       {get, run_get},           {del, run_delete},    {keys, run_keys},
+      {dump, run_dump},     {colls, run_collections}, {stats, run_stats},   {copy, run_copy},
+      {import, run_import}, {exp, run_export},        {verify, run_verify},
   };
 }
 

@@ -6,7 +6,8 @@
 //   store->close();   // saves the file atomically; throws if it cannot
 //
 // Opening loads the whole file (an empty store if it does not exist and
-// create_if_missing is set). Writes change the store in memory; flush() saves them
+// create_if_missing is set; its first flush then creates the file, "{}" if nothing
+// was written). Writes change the store in memory; flush() saves them
 // to the file, atomically (write_file_atomically), when anything changed since the
 // last flush; close() flushes and ends the store's use.
 //

@@ -53,6 +53,11 @@ void append_batch(WriteBatch& to, const WriteBatch& from) {
 
 std::unique_ptr<JsonFileStore> JsonFileStore::open(const std::string& path,
                                                    const OpenOptions& options) {
+  // The file's identity is taken before its contents are read: a file replaced in
+  // between then counts as changed at the first flush and is reloaded (wasted work,
+  // never lost work). Taken after the read, a replacement in between would go unseen
+  // and the flush would write over another writer's save.
+  const FileIdentity before_load = identity_of(path);
   std::unique_ptr<SimpleKVStore> store;
   if (local_filesystem().exists(path)) {
     store = SimpleKVStore::from_persist_path(path);
@@ -61,7 +66,10 @@ std::unique_ptr<JsonFileStore> JsonFileStore::open(const std::string& path,
   } else {
     throw Error(ErrorCode::kNotFound, "no such file '" + path + "'");
   }
-  return std::make_unique<JsonFileStore>(path, std::move(store), options.read_only);
+  auto opened = std::make_unique<JsonFileStore>(path, std::move(store), options.read_only);
+  MutexLock lock(opened->flush_mu_);
+  opened->loaded_ = before_load;
+  return opened;
 }
 
 JsonFileStore::JsonFileStore(std::string path, std::unique_ptr<SimpleKVStore> store, bool read_only)
@@ -70,8 +78,8 @@ JsonFileStore::JsonFileStore(std::string path, std::unique_ptr<SimpleKVStore> st
       store_(std::move(store)),
       read_only_(read_only) {
   MutexLock lock(flush_mu_);
-  // Read after the load: a file replaced in between is reloaded at the first flush,
-  // which is wasted work but never lost work.
+  // The caller vouches that `store` is the file as it is now (open() records the
+  // identity from before its read instead).
   loaded_ = identity_of(path_);
 }
 
@@ -155,7 +163,10 @@ void JsonFileStore::flush() {
 void JsonFileStore::flush_locked() {
   {
     MutexLock lock(mu_);
-    if (pending_.empty()) return;
+    // A store opened on a missing file creates it at its first flush even with
+    // nothing written (an empty store persists as "{}"), as an LMDB store exists
+    // once opened.
+    if (pending_.empty() && (loaded_.exists || read_only_)) return;
   }
   // The lock file lives beside the file, whose directory a first save creates.
   local_filesystem().create_directories(parent_directory(lock_path_));

@@ -370,6 +370,17 @@ def test_bom_on_stdin_and_import_is_read_as_json_loads_reads_bytes(tmp_path):
     assert store.read_text() == '{"data": {"k": {"v": 1}}, "c": {"j": {"w": 2}}}'
 
 
+def test_a_foreign_lmdb_environment_is_not_supported_exit_6(tmp_path):
+    # An LMDB environment kvdex did not write (made by lmdb-utils' mdb_load).
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    dump = "VERSION=3\nformat=print\ntype=btree\nmapsize=1048576\nHEADER=END\n alpha\n beta\nDATA=END\n"
+    subprocess.run(["mdb_load", str(foreign)], input=dump, text=True, check=True)
+    for args in (["collections"], ["put", "k", '{"v": 1}']):
+        proc = kvdex(args[0], f"lmdb:{foreign}", *args[1:], check=6)
+        assert "not written by kvdex" in proc.stderr and str(foreign) in proc.stderr
+
+
 # ---- Never lose data silently (issue 13, B8, B9, D17) -----------------------------
 
 
