@@ -66,19 +66,17 @@
 //
 // Errors (kvdex::Error): kNotFound when the store does not exist and
 // create_if_missing is false (or read_only is set); kInvalidArgument when PATH holds
-// a NUL byte or is not a directory, an option is out of range (map_size 0 or over 64 TiB, max_readers 0 or
-// over 2^20) or a value is over 4 GiB; kFailedPrecondition when the store is already
-// open read-only in this process and is opened for writing; kResourceExhausted when a
-// batch is too large for one LMDB transaction, every LMDB reader slot is taken, the
-// map cannot grow enough or the disk is full; kNotSupported for writes to a read-only
-// store, for a store in another format (the message names it and how to convert: a
-// format-3 store is copied out with the kvdex that wrote it), or a directory holding
-// a non-kvdex LMDB environment; kCorruption for malformed stored data (including two
-// records with one sequence number, met by get_all/scan), an empty data.mdb (opened
-// read-only or without create_if_missing) and a data.mdb shorter than its meta page
-// says; kPermissionDenied when the operating system refuses access to the files;
-// kIOError for other failing I/O. Messages name the path and, where one is involved,
-// the collection.
+// a NUL byte or is not a directory, an option is out of range (map_size 0 or over 64 TiB,
+// max_readers 0 or over 2^20) or a value is over 4 GiB; kFailedPrecondition when the store is
+// already open read-only in this process and is opened for writing; kResourceExhausted when a batch
+// is too large for one LMDB transaction, every LMDB reader slot is taken, the map cannot grow
+// enough or the disk is full; kNotSupported for writes to a read-only store, for a store in another
+// format (the message names it and how to convert: a format-3 store is copied out with the kvdex
+// that wrote it), or a directory holding a non-kvdex LMDB environment; kCorruption for malformed
+// stored data (including two records with one sequence number, met by get_all/scan), an empty
+// data.mdb (opened read-only or without create_if_missing) and a data.mdb shorter than its meta
+// page says; kPermissionDenied when the operating system refuses access to the files; kIOError for
+// other failing I/O. Messages name the path and, where one is involved, the collection.
 #ifndef KVDEX_LMDB_KVSTORE_H_
 #define KVDEX_LMDB_KVSTORE_H_
 
