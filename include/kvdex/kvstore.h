@@ -47,16 +47,21 @@
 // own I/O threads.
 //
 // Lifetime of asynchronous operations: destroying a store waits for its pending
-// operations. An operation started by a default *_async implementation uses the
-// store until its work is done, and the store's destructor blocks until every such
+// operations. An operation started by a default a* implementation uses the store
+// until its work is done, and the store's destructor blocks until every such
 // operation has stopped using it; the futures themselves outlive the store and stay
 // valid (they are completed, with a value or an error, never abandoned). A Future's
 // callbacks run after the operation stopped using the store, so a callback may
-// destroy the store. Each concrete store calls wait_for_pending_operations() first
-// thing in its destructor (a backend class must too, and so must a class deriving
-// from a store that adds state its operations use); a backend with its own engine
-// holds a PendingOperation for each operation it starts and releases it when the
-// operation no longer touches the store.
+// destroy the store.
+//
+// The wait must come first in the destructor of the most-derived class: each base
+// destructor switches the object's vtable to its own, so a pending operation still
+// calling a virtual (write, get_encoded, ...) after that would reach the base's
+// version, or race with the switch. Every kvdex store class calls
+// wait_for_pending_operations() first in its destructor; so must every class that
+// derives from a store (a backend, or a subclass of SimpleKVStore), even one with no
+// state of its own. A backend with its own engine holds a PendingOperation for each
+// operation it starts and releases it when the operation no longer touches the store.
 //
 // Thread safety: every kvdex store is safe for concurrent use by many threads
 // without external locking, and no reader ever sees a put, remove or batch half
@@ -216,8 +221,9 @@ class BaseKVStore {
 
   PendingOperation begin_pending_operation();
 
-  // Blocks until every pending operation has been released. Each concrete store calls
-  // it first in its destructor, before its members are destroyed.
+  // Blocks until every pending operation has been released. The destructor of every
+  // class deriving from BaseKVStore calls it first, before any base destructor runs
+  // (see the file comment).
   void wait_for_pending_operations() noexcept;
 
   // Runs `operation` (which may use *this) on executor() as one pending operation,

@@ -40,6 +40,10 @@ class SimpleKVStore : public MutableMappingKVStore<InsertionOrderedMap<EncodedVa
   using Mapping = InsertionOrderedMap<EncodedValue>;
 
   SimpleKVStore() = default;
+  // Waits for pending asynchronous operations before anything is torn down (see
+  // kvstore.h: the most-derived class waits, so a pending call never dispatches
+  // through a vtable being changed by a base destructor).
+  ~SimpleKVStore() override { wait_for_pending_operations(); }
 
   void persist(const std::string& persist_path, FileSystem* fs = nullptr) override;
 

@@ -291,8 +291,9 @@ void load_exactly(std::string_view text, std::size_t start, std::string_view sou
   ExactLoader(text, start, source).load(out);
 }
 
-class LoadedStore : public SimpleKVStore {
+class LoadedStore final : public SimpleKVStore {
  public:
+  ~LoadedStore() override { wait_for_pending_operations(); }  // the most-derived class waits
   void adopt(Collections collections) { replace_contents(std::move(collections)); }
 };
 
