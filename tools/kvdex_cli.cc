@@ -334,9 +334,8 @@ std::string read_all(std::istream& in) {
 }
 
 // Streams `source`'s collections into `sink` in batches, in the source's order.
-void copy_collection(BaseKVStore& source, const std::string& source_uri,
-                     BaseKVStore& destination, const std::string& collection, int batch_size,
-                     Progress& progress) {
+void copy_collection(BaseKVStore& source, const std::string& source_uri, BaseKVStore& destination,
+                     const std::string& collection, int batch_size, Progress& progress) {
   std::vector<EncodedKeyValue> batch;
   batch.reserve(static_cast<std::size_t>(batch_size));
   auto flush = [&] {
@@ -346,9 +345,9 @@ void copy_collection(BaseKVStore& source, const std::string& source_uri,
   };
   std::uint64_t copied = 0;
   source.scan(collection, [&](std::string_view key, std::string_view text) {
-    batch.emplace_back(std::string(key), EncodedValue::adopt_canonical(
-                                             checked_text(text, source_uri, collection, key),
-                                             nullptr));
+    batch.emplace_back(
+        std::string(key),
+        EncodedValue::adopt_canonical(checked_text(text, source_uri, collection, key), nullptr));
     ++copied;
     if (batch.size() >= static_cast<std::size_t>(batch_size)) flush();
   });
