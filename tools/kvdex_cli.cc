@@ -179,8 +179,11 @@ std::string pretty(std::string_view canonical) {
   for (std::size_t i = 0; i < canonical.size(); ++i) {
     const char c = canonical[i];
     if (c == '"') {
+      // Bounded by the text's end whatever it holds (callers check it first, but a
+      // printer must not trust that).
       const std::size_t start = i++;
-      while (canonical[i] != '"') i += canonical[i] == '\\' ? 2 : 1;
+      while (i < canonical.size() && canonical[i] != '"') i += canonical[i] == '\\' ? 2 : 1;
+      i = std::min(i, canonical.size() - 1);
       out.append(canonical.substr(start, i - start + 1));
     } else if (c == '{' || c == '[') {
       const char close = c == '{' ? '}' : ']';
@@ -194,7 +197,7 @@ std::string pretty(std::string_view canonical) {
         newline();
       }
     } else if (c == '}' || c == ']') {
-      --depth;
+      depth = std::max(depth - 1, 0);
       newline();
       out.push_back(c);
     } else if (c == ',') {
@@ -209,6 +212,21 @@ std::string pretty(std::string_view canonical) {
 }
 
 std::string quote(std::string_view s) { return kvdex::json::quote(s); }
+
+// Stored text on its way out (get, dump, export, copy): a damaged record must not
+// become invalid JSON on stdout or in a file. Exit 3 (kCorruption), naming where.
+// (kvdex's LMDB backend checks only a value's shape on its read path; docs/lmdb.md.)
+std::string_view checked_text(std::string_view text, std::string_view store,
+                              std::string_view collection, std::string_view key) {
+  if (kvdex::json::is_dumps_object(text)) [[likely]]
+    return text;
+  throw Error(ErrorCode::kCorruption,
+              "store '" + std::string(store) + "', collection " +
+                  kvdex::json::quote_for_message(collection) + ": the value of key " +
+                  kvdex::json::quote_for_message(key) +
+                  " is not JSON object text as kvdex writes it (a damaged record: see kvdex "
+                  "verify)");
+}
 
 // A progress line on stderr with rate and ETA, only when stderr is a terminal.
 class Progress {
@@ -316,8 +334,8 @@ std::string read_all(std::istream& in) {
 }
 
 // Streams `source`'s collections into `sink` in batches, in the source's order.
-void copy_collection(BaseKVStore& source, BaseKVStore& destination, const std::string& collection,
-                     int batch_size, Progress& progress) {
+void copy_collection(BaseKVStore& source, const std::string& source_uri, BaseKVStore& destination,
+                     const std::string& collection, int batch_size, Progress& progress) {
   std::vector<EncodedKeyValue> batch;
   batch.reserve(static_cast<std::size_t>(batch_size));
   auto flush = [&] {
@@ -327,7 +345,9 @@ void copy_collection(BaseKVStore& source, BaseKVStore& destination, const std::s
   };
   std::uint64_t copied = 0;
   source.scan(collection, [&](std::string_view key, std::string_view text) {
-    batch.emplace_back(std::string(key), EncodedValue::adopt_canonical(text, nullptr));
+    batch.emplace_back(
+        std::string(key),
+        EncodedValue::adopt_canonical(checked_text(text, source_uri, collection, key), nullptr));
     ++copied;
     if (batch.size() >= static_cast<std::size_t>(batch_size)) flush();
   });
@@ -417,7 +437,8 @@ void run_get(const Options& o) {
   auto store = open_store(o.store_uri, false);
   std::optional<EncodedValue> value = store->get_encoded(o.key, o.collection);
   if (!value) throw missing_key(o);
-  std::string out = o.pretty_output ? pretty(value->text()) : std::string(value->text());
+  const std::string_view text = checked_text(value->text(), o.store_uri, o.collection, o.key);
+  std::string out = o.pretty_output ? pretty(text) : std::string(text);
   out.push_back('\n');
   print(out);
 }
@@ -447,7 +468,9 @@ void run_dump(const Options& o) {
   if (o.all_collections) {
     kvdex::StoreSnapshot snapshot;
     for (const std::string& name : store->collections()) {
-      snapshot.emplace_back(name, store->get_all_encoded(name));
+      std::vector<EncodedKeyValue> entries = store->get_all_encoded(name);
+      for (const auto& [key, value] : entries) checked_text(value.text(), o.store_uri, name, key);
+      snapshot.emplace_back(name, std::move(entries));
     }
     kvdex::write_persist_json(snapshot, [&](std::string_view chunk) { out.append(chunk); });
   } else {
@@ -459,7 +482,7 @@ void run_dump(const Options& o) {
       first = false;
       kvdex::json::append_quoted(out, k);
       out.append(": ");
-      out.append(text);
+      out.append(checked_text(text, o.store_uri, o.collection, k));
     });
     out.push_back('}');
   }
@@ -515,7 +538,7 @@ void run_copy(const Options& o) {
   const std::vector<std::string> names = chosen_collections(*source, o, total);
   Progress progress("copy", total, "keys");
   for (const std::string& name : names)
-    copy_collection(*source, *destination, name, o.batch_size, progress);
+    copy_collection(*source, o.store_uri, *destination, name, o.batch_size, progress);
   // A store with no collections still copies: its file is "{}", as LlamaIndex writes.
   if (names.empty()) destination->write(kvdex::WriteBatch{});
   progress.finish();
@@ -569,13 +592,14 @@ void run_import(const Options& o) {
 }
 
 // Streams the records of `names` to `write` in chunks of about kChunk bytes.
-void write_records(BaseKVStore& store, const std::vector<std::string>& names, Progress& progress,
+void write_records(BaseKVStore& store, const std::string& store_uri,
+                   const std::vector<std::string>& names, Progress& progress,
                    const std::function<void(std::string_view)>& write) {
   constexpr std::size_t kChunk = 1 << 16;
   std::string buffer;
   for (const std::string& name : names) {
     store.scan(name, [&](std::string_view k, std::string_view text) {
-      kvdex::json::append_record(buffer, name, k, text);
+      kvdex::json::append_record(buffer, name, k, checked_text(text, store_uri, name, k));
       progress.add(1);
       if (buffer.size() >= kChunk) {
         write(buffer);
@@ -592,7 +616,7 @@ void run_export(const Options& o) {
   const std::vector<std::string> names = chosen_collections(*store, o, total);
   auto export_to = [&](const std::function<void(std::string_view)>& write) {
     Progress progress("export", total, "keys");
-    write_records(*store, names, progress, write);
+    write_records(*store, o.store_uri, names, progress, write);
     progress.finish();
   };
   if (o.file == "-") {

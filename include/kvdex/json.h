@@ -131,6 +131,12 @@ std::string canonicalize_object(std::string_view text);
 // text.
 bool is_canonical_object(std::string_view text);
 
+// As is_canonical_object, but keys may repeat: what json.dumps writes for a dict whose
+// keys differ in Python but not as JSON, and so what EncodedValue::text() may hold.
+// One pass, no allocation: the check for text read back from a store before it is
+// handed on (kvdex's LMDB backend checks only the shape on its read path).
+bool is_dumps_object(std::string_view text);
+
 // The most digits an integer may have, as Python's sys.get_int_max_str_digits():
 // json.loads refuses longer ones (ValueError), so kvdex refuses them too. 4,300 (the
 // default of Python 3.11+) unless set; 0 means no limit. Process-wide, as in Python;

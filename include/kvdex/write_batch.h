@@ -12,6 +12,12 @@
 // lock hold in memory; a MULTI/EXEC and a transaction for the planned Redis and
 // PostgreSQL backends).
 //
+// Keys and collection names are text, as LlamaIndex's are (Python str): put() throws
+// Error(kInvalidArgument), naming the name with its bad bytes shown as \xHH, if
+// either is not UTF-8 (a lone surrogate in its 3-byte WTF-8 form is allowed, as
+// EncodedValue allows it). remove() takes any bytes, so a name written by an older
+// kvdex, or damaged on disk, can still be removed.
+//
 // Thread safety: a WriteBatch is a plain value; do not mutate one while another
 // thread reads it.
 #ifndef KVDEX_WRITE_BATCH_H_
@@ -28,6 +34,12 @@
 
 namespace kvdex {
 
+namespace detail {
+// Throws Error(kInvalidArgument) if `name` (a key or collection name, as `what` says)
+// is not WTF-8. Only the non-ASCII bytes cost more than a word-wide test.
+void check_name(std::string_view name, std::string_view what);
+}  // namespace detail
+
 class WriteBatch {
  public:
   struct Op {
@@ -37,17 +49,19 @@ class WriteBatch {
   };
 
   void put(std::string_view collection, std::string key, EncodedValue value) {
-    ops_.push_back(Op{collection_index(collection), std::move(key), std::move(value)});
+    detail::check_name(key, "key");
+    ops_.push_back(Op{collection_index(collection, true), std::move(key), std::move(value)});
   }
 
   void remove(std::string_view collection, std::string key) {
-    ops_.push_back(Op{collection_index(collection), std::move(key), std::nullopt});
+    ops_.push_back(Op{collection_index(collection, false), std::move(key), std::nullopt});
   }
 
   void reserve(std::size_t n) { ops_.reserve(n); }
   void clear() {
     ops_.clear();
     collections_.clear();
+    checked_.clear();
   }
 
   bool empty() const noexcept { return ops_.empty(); }
@@ -57,16 +71,25 @@ class WriteBatch {
   const std::string& collection_of(const Op& op) const { return collections_[op.collection]; }
 
  private:
-  std::size_t collection_index(std::string_view collection) {
+  std::size_t collection_index(std::string_view collection, bool for_put) {
     // Batches name few collections (put_all names one), so a linear search wins.
     for (std::size_t i = 0; i < collections_.size(); ++i) {
-      if (collections_[i] == collection) return i;
+      if (collections_[i] == collection) {
+        if (for_put && !checked_[i]) {
+          detail::check_name(collection, "collection name");
+          checked_[i] = true;
+        }
+        return i;
+      }
     }
+    if (for_put) detail::check_name(collection, "collection name");
     collections_.emplace_back(collection);
+    checked_.push_back(for_put);
     return collections_.size() - 1;
   }
 
   std::vector<std::string> collections_;
+  std::vector<bool> checked_;  // collections_[i] passed check_name
   std::vector<Op> ops_;
 };
 

@@ -171,3 +171,46 @@ def test_under_llamaindex(tmp_path):
     assert reopened.get_document("d3") == docs[3]
     asyncio.run(reopened.async_add_documents([Document(text="async", id_="a1")]))
     assert SimpleDocumentStore(simple_kvstore=pickle.loads(pickle.dumps(kl.KVStore(uri)))).get_document("a1").text == "async"
+
+
+def _patch_data_file(directory, old: bytes, new: bytes):
+    """Damages every copy of `old` in data.mdb (LMDB keeps no checksums)."""
+    data = directory / "data.mdb"
+    blob = data.read_bytes()
+    assert len(old) == len(new) and old in blob
+    data.write_bytes(blob.replace(old, new))
+
+
+def test_stored_names_that_are_not_utf8_are_corruption_not_unicode_errors(tmp_path):
+    # Issue 13 A4: written by an older kvdex or damaged; reads name them.
+    path = tmp_path / "lmdb"
+    store = kvdex.LmdbKVStore(str(path))
+    store.put("KEYMARKR", {"v": 1}, collection="c")
+    store.put("k", {"v": 2}, collection="COLMARKR")
+    store.close()
+    _patch_data_file(path, b"KEYMARKR", b"\xff\xfeYMARKR")
+    store = kvdex.LmdbKVStore(str(path))
+    with pytest.raises(kvdex.CorruptionError, match=r"key '\\xff\\xfeYMARKR' is not valid UTF-8"):
+        store.get_all(collection="c")
+    with pytest.raises(kvdex.CorruptionError, match=r"key '\\xff\\xfeYMARKR' is not valid UTF-8"):
+        asyncio.run(store.aget_all(collection="c"))
+    store.close()
+    _patch_data_file(path, b"COLMARKR", b"\xffOLMARKR")
+    store = kvdex.LmdbKVStore(str(path))
+    with pytest.raises(kvdex.CorruptionError, match=r"collection name '\\xffOLMARKR' is not valid UTF-8"):
+        store.collections()
+    store.close()
+
+
+def test_a_damaged_value_is_corruption_naming_the_key(tmp_path):
+    # Issue 13 A3: the shape ({...}) survives, the string inside is unterminated.
+    path = tmp_path / "lmdb"
+    store = kvdex.LmdbKVStore(str(path))
+    store.put("bad", {"v": "QQQQQQQQQQ"}, collection="c")
+    store.close()
+    _patch_data_file(path, b'QQQQQQQQQQ"}', b'QQQQQQQQQ\\"}')
+    store = kvdex.LmdbKVStore(str(path))
+    for read in (lambda: store.get("bad", collection="c"), lambda: store.get_all(collection="c")):
+        with pytest.raises(kvdex.CorruptionError, match="collection 'c', key 'bad'"):
+            read()
+    store.close()

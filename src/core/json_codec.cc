@@ -15,6 +15,7 @@
 
 #include "kvdex/error.h"
 #include "kvdex/kvstore.h"
+#include "kvdex/write_batch.h"
 
 namespace kvdex::detail {
 namespace {
@@ -85,6 +86,72 @@ constexpr auto kLowerHexValue = [] {
 }();
 
 }  // namespace
+
+std::size_t find_invalid_wtf8(std::string_view s) noexcept {
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // ASCII fast path: 8 bytes at a time while none has its high bit set.
+    while (i + 8 <= n) {
+      std::uint64_t word;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080ull) != 0) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t at = i;
+    if (decode_wtf8(s, i) < 0) return at;
+  }
+  return std::string_view::npos;
+}
+
+std::string escape_for_message(std::string_view name) {
+  const std::string shown = shorten_for_message(name);
+  std::string out;
+  out.reserve(shown.size());
+  std::size_t i = 0;
+  while (i < shown.size()) {
+    const auto byte = static_cast<unsigned char>(shown[i]);
+    std::size_t next = i + 1;
+    if (byte >= 0x80) {
+      next = i;
+      if (decode_wtf8(shown, next) < 0) {
+        out += "\\x";
+        out.push_back(kHex[byte >> 4]);
+        out.push_back(kHex[byte & 0xF]);
+        ++i;
+        continue;
+      }
+    }
+    out.append(shown, i, next - i);
+    i = next;
+  }
+  return out;
+}
+
+void check_name(std::string_view name, std::string_view what) {
+  if (is_wtf8(name)) [[likely]]
+    return;
+  throw Error(ErrorCode::kInvalidArgument,
+              describe_invalid_name(name, what) +
+                  ": keys and collection names must be text (UTF-8), as in LlamaIndex");
+}
+
+std::string describe_invalid_name(std::string_view name, std::string_view what) {
+  const std::size_t at = find_invalid_wtf8(name);
+  if (at == std::string_view::npos) return {};
+  const auto byte = static_cast<unsigned char>(name[at]);
+  std::string out(what);
+  out += " '" + escape_for_message(name) + "' is not valid UTF-8 (byte 0x";
+  out.push_back(kHex[byte >> 4]);
+  out.push_back(kHex[byte & 0xF]);
+  out += " at offset " + std::to_string(at) + ")";
+  return out;
+}
 
 }  // namespace kvdex::detail
 
@@ -1006,6 +1073,8 @@ std::string canonicalize_object(std::string_view text) {
 }
 
 bool is_canonical_object(std::string_view text) { return detail::is_canonical_object(text); }
+
+bool is_dumps_object(std::string_view text) { return detail::is_dumps_object(text); }
 
 void append_record(std::string& out, std::string_view collection, std::string_view key,
                    std::string_view value_text) {

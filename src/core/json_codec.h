@@ -163,6 +163,22 @@ struct DiscardHandler {
 
 inline double parse_python_float(std::string_view text) { return json::parse_float(text); }
 
+// The offset of the first byte of `s` that does not begin a valid WTF-8 sequence
+// (UTF-8, where a surrogate code point's 3-byte form, ED A0..BF xx, is allowed), or
+// std::string_view::npos if `s` is WTF-8. Runs of ASCII are skipped 8 bytes at a time.
+std::size_t find_invalid_wtf8(std::string_view s) noexcept;
+inline bool is_wtf8(std::string_view s) noexcept {
+  return find_invalid_wtf8(s) == std::string_view::npos;
+}
+
+// A key or collection name for a message: shortened (shorten_for_message), each byte
+// that is not part of a WTF-8 sequence shown as \xHH. Never throws but for memory.
+std::string escape_for_message(std::string_view name);
+
+// "key '\xff\xfe' is not valid UTF-8 (byte 0xff at offset 0)": why `name` (a key
+// or collection name, as `what` says) is refused, or the empty string if it is WTF-8.
+std::string describe_invalid_name(std::string_view name, std::string_view what);
+
 // Is `text` exactly what json.dumps writes for some JSON object, with distinct keys?
 // (No surrounding whitespace.) A true answer also means the text is valid and that
 // canonicalize_object(text) == text.

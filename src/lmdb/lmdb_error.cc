@@ -5,11 +5,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/json_codec.h"
+
 namespace kvdex::detail {
 namespace {
 
-// Collection names may be megabytes long; messages show the start.
-std::string shorten(std::string_view name) { return shorten_for_message(name); }
+// Collection names may be megabytes long; messages show the start, and a name that
+// is not UTF-8 (damage) with its bad bytes as \xHH.
+std::string shorten(std::string_view name) { return escape_for_message(name); }
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/json_codec.h"
 #include "core/scheme_registry.h"
 #include "kvdex/error.h"
 #include "kvdex/filesystem.h"
@@ -34,15 +35,27 @@ using detail::ReadTxn;
 using detail::throw_lmdb_corruption;
 using detail::throw_lmdb_error;
 
-// A stored value is EncodedValue text; a cheap shape check guards the API edge
-// (verify() parses every value).
+// A stored value is EncodedValue text. On the read path only its shape is checked:
+// the full single-pass check (detail::is_dumps_object) costs about 1.6 us per 1.6 KB
+// value, more than doubling get_encoded and making scan 8x slower (docs/lmdb.md,
+// "Checking values"); consumers that hand text on check it where it leaves kvdex
+// (the kvdex CLI, the Python package's decoder, EncodedValue::decode), and verify()
+// parses every value.
 std::string_view checked_value(std::string_view text, std::string_view key,
                                const LmdbErrorContext& context) {
-  if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') [[unlikely]] {
     throw_lmdb_corruption(
-        "the value of key '" + shorten_for_message(key) + "' is not JSON object text", context);
+        "the value of key '" + detail::escape_for_message(key) + "' is not JSON object text",
+        context);
   }
   return text;
+}
+
+// A key handed out by get_all_encoded or scan is text (WriteBatch::put refuses other
+// keys, so one that is not was written by an older kvdex or damaged).
+void check_key(std::string_view key, const LmdbErrorContext& context) {
+  if (!detail::is_wtf8(key)) [[unlikely]]
+    throw_lmdb_corruption(detail::describe_invalid_name(key, "key"), context);
 }
 
 // The one copy out of the map, in one allocation (control block and bytes together).
@@ -150,7 +163,10 @@ void walk(MDB_txn* txn, const detail::CollectionHandle& handle, std::uint64_t ex
                 detail::lmdb_error_subject(context) + ": over 4 billion entries in a collection");
   }
   into_insertion_order(entries, context);
-  for (const OrderedEntry& e : entries) fn(e.key, checked_value(e.text, e.key, context));
+  for (const OrderedEntry& e : entries) {
+    check_key(e.key, context);
+    fn(e.key, checked_value(e.text, e.key, context));
+  }
 }
 
 // Per collection of a write transaction: its handle and its counters, read from the
@@ -289,6 +305,11 @@ void check_catalogue(const CatalogueRecords& records, const LmdbErrorContext& co
                           context);
   }
   for (const auto& [id, name] : records.order) {
+    if (!detail::is_wtf8(name)) {
+      throw_lmdb_corruption(
+          "the catalogue lists a " + detail::describe_invalid_name(name, "collection name"),
+          context);
+    }
     auto it = records.by_name.find(name);
     if (it == records.by_name.end() || it->second != id || id >= *records.next_id) {
       throw_lmdb_corruption("order and name records of the catalogue disagree",
@@ -400,7 +421,7 @@ void check_data_records(MDB_txn* txn, MDB_dbi data, const CatalogueRecords& reco
         std::string_view(static_cast<const char*>(k.mv_data), detail::kCollectionTagBytes));
     const std::optional<KeyCodec::Entry> entry = codec.decode(k, d);
     if (!entry) throw_lmdb_corruption("malformed record", where);
-    const std::string shown = shorten_for_message(entry->key);
+    const std::string shown = detail::escape_for_message(entry->key);
     if (!codec.placed_correctly(k, entry->key)) {
       throw_lmdb_corruption("key '" + shown + "' is stored under the wrong LMDB key", where);
     }
@@ -413,6 +434,7 @@ void check_data_records(MDB_txn* txn, MDB_dbi data, const CatalogueRecords& reco
                                 std::to_string(tally->counters.next_seq) + ")",
                             where);
     }
+    check_key(entry->key, where);
     check_canonical_value(payload->text, shown, where);
     tally->seqs.push_back(payload->seq);
   }
@@ -675,6 +697,11 @@ std::vector<std::string> LmdbKVStore::collections() {
   MDB_val d;
   int rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_SET_RANGE);
   while (rc == MDB_SUCCESS && as_view(k).starts_with(detail::kOrderTag)) {
+    if (!detail::is_wtf8(as_view(d))) [[unlikely]] {
+      throw_lmdb_corruption(
+          "the catalogue lists a " + detail::describe_invalid_name(as_view(d), "collection name"),
+          context);
+    }
     names.emplace_back(as_view(d));
     rc = mdb_cursor_get(cursor.get(), &k, &d, MDB_NEXT);
   }

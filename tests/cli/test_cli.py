@@ -491,3 +491,62 @@ def test_every_documented_exit_status_is_reachable(tmp_path, store_json):
     corrupt.write_text("{")
     kvdex("get", corrupt, "k", check=3)
     kvdex("get", tmp_path / "absent.json", "k", check=4)
+
+
+def patch_data_file(path, old: bytes, new: bytes):
+    """Damages every copy of `old` in data.mdb (LMDB keeps no checksums)."""
+    assert len(old) == len(new)
+    data = path / "data.mdb"
+    blob = data.read_bytes()
+    assert old in blob
+    data.write_bytes(blob.replace(old, new))
+
+
+def test_a_damaged_value_is_corruption_where_it_leaves_kvdex(tmp_path):
+    # Issue 13 A3: the shape ({...}) survives, the string inside is unterminated.
+    path = tmp_path / "kv"
+    store = f"lmdb:{path}"
+    kvdex("put", store, "bad", '{"v": "QQQQQQQQQQ"}', "-c", "c", check=0)
+    patch_data_file(path, b'QQQQQQQQQQ"}', b'QQQQQQQQQ\\"}')
+    for args in (
+        ["get", store, "bad", "-c", "c"],
+        ["get", store, "bad", "-c", "c", "--pretty"],
+        ["dump", store, "-c", "c"],
+        ["dump", store, "--all"],
+        ["export", store, "-"],
+        ["copy", store, tmp_path / "copy.json"],
+        ["verify", store],
+    ):
+        proc = kvdex(*args, check=3)
+        assert proc.stdout == "", (args, proc.stdout)
+        assert str(path) in proc.stderr and ('"c"' in proc.stderr or "'c'" in proc.stderr), proc.stderr
+        assert "bad" in proc.stderr, proc.stderr
+
+
+def test_names_that_are_not_utf8_are_refused_at_put(tmp_path):
+    # Issue 13 A4: keys and collection names are text.
+    store = f"lmdb:{tmp_path / 'kv'}"
+    proc = subprocess.run([KVDEX, "put", store, b"\xff\xfe", '{"v": 1}'], capture_output=True)
+    assert proc.returncode == 2 and b"\\xff\\xfe" in proc.stderr and b"UTF-8" in proc.stderr, proc.stderr
+    proc = subprocess.run([KVDEX, "put", store, "k", '{"v": 1}', "-c", b"a\xc3"], capture_output=True)
+    assert proc.returncode == 2 and b"a\\xc3" in proc.stderr, proc.stderr
+    # A lone surrogate in its WTF-8 form stays accepted.
+    proc = subprocess.run([KVDEX, "put", store, b"\xed\xa0\x80", '{"v": 2}'], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_stored_names_that_are_not_utf8_are_corruption(tmp_path):
+    path = tmp_path / "kv"
+    store = f"lmdb:{path}"
+    kvdex("put", store, "KEYMARKR", '{"v": 1}', "-c", "c", check=0)
+    kvdex("put", store, "k", '{"v": 1}', "-c", "COLMARKR", check=0)
+    patch_data_file(path, b"KEYMARKR", b"\xff\xfeYMARKR")
+    for args in (["keys", store, "-c", "c"], ["dump", store, "-c", "c"], ["export", store, "-"], ["stats", store], ["verify", store]):
+        proc = subprocess.run([KVDEX, *map(str, args)], capture_output=True)
+        assert proc.returncode == 3, (args, proc.returncode, proc.stderr)
+        assert b"key '\\xff\\xfeYMARKR' is not valid UTF-8" in proc.stderr, proc.stderr
+    patch_data_file(path, b"COLMARKR", b"\xffOLMARKR")
+    for args in (["collections", store], ["export", store, "-"], ["verify", store]):
+        proc = subprocess.run([KVDEX, *map(str, args)], capture_output=True)
+        assert proc.returncode == 3, (args, proc.returncode, proc.stderr)
+        assert b"collection name '\\xffOLMARKR' is not valid UTF-8" in proc.stderr, proc.stderr

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -255,6 +257,104 @@ TEST(LmdbDamage, FullDiskIsResourceExhaustedNoSpaceLeft) {
     }
   }
   EXPECT_TRUE(failed) << "2 MiB should have filled up";
+}
+
+}  // namespace
+}  // namespace kvdex::testing
+
+namespace kvdex::testing {
+namespace {
+
+// Issue 13 A4: keys and collection names are text (LlamaIndex's are str).
+TEST(StoredDataChecks, NamesThatAreNotUtf8AreRefusedAtWriteTime) {
+  TempDir dir;
+  LmdbKVStore store(dir.file("store"));
+  auto expect_refused = [](const std::function<void()>& fn, const std::string& shown) {
+    try {
+      fn();
+      ADD_FAILURE() << "expected kInvalidArgument";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find(shown), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([&] { store.put("\xff\xfe", Value{{"v", 1}}, "c"); }, "key '\\xff\\xfe'");
+  expect_refused([&] { store.put("k", Value{{"v", 1}}, "a\xc3"); }, "collection name 'a\\xc3'");
+  expect_refused([&] { store.put_encoded("\xc0\x80", EncodedValue(), "c"); }, "key '\\xc0\\x80'");
+  WriteBatch batch;
+  expect_refused([&] { batch.put("c", "ok\xed", EncodedValue()); }, "key 'ok\\xed'");
+  EXPECT_TRUE(store.collections().empty());
+  // A lone surrogate in its 3-byte (WTF-8) form stays accepted, and so does a long
+  // ASCII key with one non-ASCII character past the word-wide fast path.
+  store.put("\xed\xa0\x80", Value{{"v", 1}}, "c");
+  store.put(std::string(37, 'a') + "\xc3\xa9", Value{{"v", 2}}, "c");
+  EXPECT_EQ(store.count("c"), 2u);
+  // remove() takes any bytes, so a damaged name can be removed.
+  EXPECT_FALSE(store.remove("\xff", "c"));
+  batch.remove("c", "\xff");
+  store.write(batch);
+}
+
+// Replaces every copy of `from` in data.mdb with `to` (same size; LMDB has no
+// checksums to notice).
+void patch_data_file(const std::string& path, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  std::string bytes;
+  {
+    std::ifstream in(path + "/data.mdb", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::size_t n = 0;
+  for (std::size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at)) {
+    bytes.replace(at, from.size(), to);
+    ++n;
+  }
+  ASSERT_GT(n, 0u);
+  std::ofstream out(path + "/data.mdb", std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(StoredDataChecks, StoredNamesThatAreNotUtf8AreCorruptionNamingThem) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  {
+    LmdbKVStore store(path);
+    store.put("KEYMARKR", Value{{"v", 1}}, "c");
+    store.put("k", Value{{"v", 2}}, "COLMARKR");
+  }
+  patch_data_file(path, "KEYMARKR", "\xff\xfeYMARKR");
+  {
+    LmdbKVStore store(path);
+    const std::string what = "collection 'c': key '\\xff\\xfeYMARKR' is not valid UTF-8";
+    expect_corruption_naming([&] { store.get_all_encoded("c"); }, what);
+    expect_corruption_naming([&] { store.get_all("c"); }, what);
+    expect_corruption_naming([&] { store.scan("c", [](std::string_view, std::string_view) {}); },
+                             what);
+    expect_corruption_naming([&] { store.verify(); }, what);
+  }
+  patch_data_file(path, "COLMARKR", "\xffOLMARKR");
+  LmdbKVStore store(path);
+  expect_corruption_naming([&] { store.collections(); },
+                           "collection name '\\xffOLMARKR' is not valid UTF-8");
+  expect_corruption_naming([&] { store.verify(); },
+                           "collection name '\\xffOLMARKR' is not valid UTF-8");
+}
+
+// Issue 13 A3: a damaged value whose shape ({...}) survives. The LMDB read path checks
+// only the shape (docs/lmdb.md, "Checking values"); decoding, verify() and the public
+// checker find it.
+TEST(StoredDataChecks, ADamagedValueIsFoundByDecodeVerifyAndTheChecker) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  { LmdbKVStore(path).put("bad", Value{{"v", "QQQQQQQQQQ"}}, "c"); }
+  patch_data_file(path, "QQQQQQQQQQ\"}", "QQQQQQQQQ\\\"}");
+  LmdbKVStore store(path);
+  const std::optional<EncodedValue> value = store.get_encoded("bad", "c");
+  ASSERT_TRUE(value.has_value());
+  EXPECT_FALSE(json::is_dumps_object(value->text()));
+  expect_corruption_naming([&] { store.get("bad", "c"); }, "");
+  expect_corruption_naming([&] { store.get_all("c"); }, "");
+  expect_corruption_naming([&] { store.verify(); }, "collection 'c': the value of key 'bad'");
 }
 
 }  // namespace
