@@ -214,3 +214,10 @@ def test_a_damaged_value_is_corruption_naming_the_key(tmp_path):
         with pytest.raises(kvdex.CorruptionError, match="collection 'c', key 'bad'"):
             read()
     store.close()
+
+
+def test_verify_accepts_the_repeated_keys_json_dumps_writes(store):
+    # {1: "a", "1": "b"} is two members named "1" in json.dumps' text, as kvdex stores it.
+    store.put("k", {1: "a", "1": "b"})
+    store.verify()
+    assert store.get("k") == {"1": "b"}
