@@ -349,9 +349,14 @@ TEST(StoredDataChecks, ADamagedValueIsFoundByDecodeVerifyAndTheChecker) {
   { LmdbKVStore(path).put("bad", Value{{"v", "QQQQQQQQQQ"}}, "c"); }
   patch_data_file(path, "QQQQQQQQQQ\"}", "QQQQQQQQQ\\\"}");
   LmdbKVStore store(path);
+#ifdef NDEBUG
+  // Release builds check only the shape on the read path (docs/lmdb.md).
   const std::optional<EncodedValue> value = store.get_encoded("bad", "c");
   ASSERT_TRUE(value.has_value());
   EXPECT_FALSE(json::is_dumps_object(value->text()));
+#else
+  expect_corruption_naming([&] { (void)store.get_encoded("bad", "c"); }, "the value of key 'bad'");
+#endif
   expect_corruption_naming([&] { store.get("bad", "c"); }, "");
   expect_corruption_naming([&] { store.get_all("c"); }, "");
   expect_corruption_naming([&] { store.verify(); }, "collection 'c': the value of key 'bad'");
