@@ -3,6 +3,8 @@
 # SECONDS (default 60), seeded from tests/golden/. A crash leaves its input in
 # build/fuzz/crashes/<target>/ and fails the script: turn it into a unit test.
 #   scripts/fuzz.sh [seconds]
+# KVDEX_FUZZ_SEED fixes libFuzzer's seed (CI's smoke run uses 1, so that it explores
+# the same inputs every time and never fails by chance); unset, each run differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -30,6 +32,7 @@ run() {
   mkdir -p "$crashes" "$work"
   echo "== fuzz $target (${seconds}s)"
   "$out/fuzz/$target" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+    ${KVDEX_FUZZ_SEED:+-seed="$KVDEX_FUZZ_SEED"} \
     -rss_limit_mb=2048 -artifact_prefix="$crashes/" -print_final_stats=1 \
     "$work" "$corpus" 2>"$out/$target.log" || {
     tail -40 "$out/$target.log"
