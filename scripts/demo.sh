@@ -22,6 +22,7 @@ step "$kvdex" copy "$source_dir/docstore.json" "$store"
 step "$kvdex" copy "$source_dir/index_store.json" "$store"
 step "$kvdex" collections "$store"
 step "$kvdex" stats "$store"
+step "$kvdex" verify "$store"
 node_id=$("$kvdex" keys "$store" -c docstore/data | head -n 1)
 printf '\n\033[1m$ %s\033[0m\n' "$kvdex get $store $node_id -c docstore/data --pretty | head -n 12"
 "$kvdex" get "$store" "$node_id" -c docstore/data --pretty | head -n 12
