@@ -80,6 +80,7 @@
 #ifndef KVDEX_LMDB_KVSTORE_H_
 #define KVDEX_LMDB_KVSTORE_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -171,6 +172,12 @@ class LmdbKVStore final : public BaseKVStore {
   std::vector<std::string> collections() override;
   // Syncs data and meta pages to disk (needed only with kNoMetaSync).
   void flush() override;
+  // Waits for pending asynchronous operations, flushes, and ends the store's use:
+  // every later call throws Error(kFailedPrecondition); close() again does nothing.
+  // A failing flush throws and leaves the store open. The LMDB environment is
+  // released when the last store using it is destroyed (calls that began before
+  // close() finish on it).
+  void close() override;
 
   const std::string& path() const noexcept { return path_; }
   bool read_only() const noexcept { return read_only_; }
@@ -192,10 +199,12 @@ class LmdbKVStore final : public BaseKVStore {
   LmdbStats stats();
 
  private:
+  void check_open() const;
   void check_writable() const;
 
   std::string path_;
   bool read_only_;
+  std::atomic<bool> closed_{false};
   std::shared_ptr<detail::LmdbEnv> env_;
 };
 

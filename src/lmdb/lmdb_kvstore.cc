@@ -596,7 +596,21 @@ LmdbKVStore::LmdbKVStore(const std::string& path, const LmdbOptions& options)
 
 LmdbKVStore::~LmdbKVStore() { wait_for_pending_operations(); }
 
+void LmdbKVStore::check_open() const {
+  if (closed_.load(std::memory_order_acquire)) [[unlikely]] {
+    throw Error(ErrorCode::kFailedPrecondition, "lmdb store '" + path_ + "' is closed");
+  }
+}
+
+void LmdbKVStore::close() {
+  if (closed_.load(std::memory_order_acquire)) return;
+  wait_for_pending_operations();
+  flush();
+  closed_.store(true, std::memory_order_release);
+}
+
 void LmdbKVStore::check_writable() const {
+  check_open();
   if (read_only_)
     throw Error(ErrorCode::kNotSupported, "lmdb store '" + path_ + "' was opened read-only");
 }
@@ -633,6 +647,7 @@ void LmdbKVStore::write(const WriteBatch& batch) {
 
 std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
                                                      std::string_view collection) {
+  check_open();
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return std::nullopt;
   const LmdbErrorContext context = env_->context().with_collection(collection);
@@ -646,6 +661,7 @@ std::optional<EncodedValue> LmdbKVStore::get_encoded(std::string_view key,
 }
 
 std::vector<EncodedKeyValue> LmdbKVStore::get_all_encoded(std::string_view collection) {
+  check_open();
   std::vector<EncodedKeyValue> out;
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return out;
@@ -661,6 +677,7 @@ std::vector<EncodedKeyValue> LmdbKVStore::get_all_encoded(std::string_view colle
 }
 
 void LmdbKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
+  check_open();
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return;
   const LmdbErrorContext context = env_->context().with_collection(collection);
@@ -671,6 +688,7 @@ void LmdbKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
 }
 
 std::uint64_t LmdbKVStore::count(std::string_view collection) {
+  check_open();
   const std::optional<detail::CollectionHandle> handle = env_->find_collection(collection);
   if (!handle) return 0;
   const MDB_dbi catalogue = *env_->catalogue();
@@ -696,6 +714,7 @@ bool LmdbKVStore::remove(std::string_view key, std::string_view collection) {
 }
 
 std::vector<std::string> LmdbKVStore::collections() {
+  check_open();
   std::vector<std::string> names;
   const std::optional<MDB_dbi> catalogue = env_->catalogue();
   if (!catalogue) return names;
@@ -719,18 +738,26 @@ std::vector<std::string> LmdbKVStore::collections() {
 }
 
 void LmdbKVStore::flush() {
+  check_open();
   if (!read_only_) env_->sync();
 }
 
-std::size_t LmdbKVStore::clear_stale_readers() { return env_->clear_stale_readers(); }
+std::size_t LmdbKVStore::clear_stale_readers() {
+  check_open();
+  return env_->clear_stale_readers();
+}
 
-LmdbStats LmdbKVStore::stats() { return env_->stats(); }
+LmdbStats LmdbKVStore::stats() {
+  check_open();
+  return env_->stats();
+}
 
 // The walk runs in a child process: LMDB follows page numbers and node offsets without
 // checking them, so a damaged page can make it fail an assert() (abort) or read
 // outside the map (SIGSEGV, or SIGBUS past the end of a truncated file). In the
 // child, that ends the child; here it becomes kCorruption, and the caller lives on.
 void LmdbKVStore::verify() {
+  check_open();
   const LmdbErrorContext context = env_->context();
   env_->check_data_file_size();
   int fds[2];

@@ -81,6 +81,30 @@ TEST(LmdbKVStore, PersistsAcrossReopen) {
   store.verify();
 }
 
+TEST(LmdbKVStore, CloseFlushesAndRefusesEveryLaterCall) {
+  TempDir dir;
+  const std::string path = dir.file("store");
+  LmdbKVStore store(path, LmdbOptions{.durability = LmdbDurability::kNoMetaSync});
+  store.put("k", {{"v", 1}}, "c");
+  Future<void> pending = store.aput("k2", {{"v", 2}}, "c");
+  store.close();
+  EXPECT_TRUE(pending.ready()) << "close() waits for pending operations";
+  EXPECT_NO_THROW(pending.get());
+  KVDEX_EXPECT_ERROR(store.put("k3", {{"v", 3}}, "c"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.get("k", "c"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.get_all("c"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.remove("k", "c"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.collections(), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.count("c"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.flush(), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.verify(), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store.aget("k", "c").get(), ErrorCode::kFailedPrecondition);
+  EXPECT_NO_THROW(store.close()) << "closing twice does nothing";
+  LmdbKVStore again(path);
+  EXPECT_EQ(again.get("k", "c"), (Value{{"v", 1}}));
+  EXPECT_EQ(again.get("k2", "c"), (Value{{"v", 2}}));
+}
+
 TEST(LmdbKVStore, CollectionsAreListedInCreationOrderAndReadsCreateNothing) {
   TempDir dir;
   LmdbKVStore store(dir.file("store"));
