@@ -159,8 +159,18 @@ def test_copy_json_to_json_keeps_bytes_and_order(tmp_path):
     assert out.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
 
 
-def test_copy_rejects_same_store(store_json):
+def test_copy_rejects_same_store(store_json, tmp_path):
     kvdex("copy", store_json, store_json, check=2)
+    # However the path is spelled: a trailing slash, ./, a symlink (was exit 8,
+    # "already open read-only", for lmdb:kv vs lmdb:kv/).
+    lmdb = tmp_path / "kv"
+    kvdex("put", f"lmdb:{lmdb}", "k", '{"v": 1}', check=0)
+    (tmp_path / "link").symlink_to(lmdb)
+    for other in (f"lmdb:{lmdb}/", f"lmdb:{tmp_path}/./kv", f"lmdb:{tmp_path / 'link'}", str(lmdb)):
+        proc = kvdex("copy", f"lmdb:{lmdb}", other, check=2)
+        assert "same store" in proc.stderr, proc.stderr
+    (tmp_path / "alias.json").symlink_to(store_json)
+    kvdex("copy", store_json, f"json:{tmp_path / 'alias.json'}", check=2)
 
 
 def test_copy_named_collections_only(store_json, tmp_path):
