@@ -72,7 +72,8 @@ std::optional<std::string> repr_of(PyObject* obj) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   init_python();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  nb::object bytes = nb::steal(PyBytes_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(size)));
+  nb::object bytes =
+      nb::steal(PyBytes_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(size)));
   nb::object encoding = nb::steal(PyObject_CallOneArg(json_detect_encoding, bytes.ptr()));
   if (!encoding.is_valid()) fail("json.detect_encoding failed", text);
   const char* encoding_name = PyUnicode_AsUTF8(encoding.ptr());
