@@ -52,6 +52,13 @@ def run_rows(cmd, env=None):
     return rows
 
 
+def python_stores() -> set:
+    """The kvdex stores the Python module was built with ("lmdb" when it has LmdbKVStore)."""
+    proc = subprocess.run([sys.executable, "-c", "import kvdex; print(hasattr(kvdex, 'LmdbKVStore'))"],
+                          capture_output=True, text=True)
+    return {"lmdb"} if proc.stdout.strip() == "True" else set()
+
+
 def generate(out_dir: pathlib.Path, kind: str, n: int) -> pathlib.Path:
     path = out_dir / f"workload_{kind}_{n}.json"
     if not path.exists():
@@ -145,6 +152,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     parser.add_argument("--bench-bin", default=str(ROOT / "build" / "default" / "bench" / "kvdex_bench"))
     parser.add_argument("--only-native", action="store_true", help="skip the Python rows")
+    parser.add_argument("--only-python", action="store_true",
+                        help="only the Python rows (kvdex and LlamaIndex), no native or server rows")
     parser.add_argument("--threads", default="1,2,4")
     parser.add_argument("--max-single-writes", type=int, default=3000,
                         help="single put/remove on LMDB (fsync per commit) measured on this many keys")
@@ -175,7 +184,7 @@ def main():
         # Which Redis/PostgreSQL rows can run: servers up, kvdex_bench built with their
         # client libraries, LlamaIndex's integrations installed.
         raw_servers, llamaindex_servers = set(), set()
-        if not args.no_servers:
+        if not args.no_servers and not args.only_python:
             servers, started = start_servers()
             modes = bench_modes(bench)
             for mode, server, package in (("raw-redis", "redis", "libhiredis-dev"),
@@ -201,7 +210,7 @@ def main():
             common = ["--workload-file", file, "--workload", workload]
             # kvdex C++: in-memory SimpleKVStore and LMDB, 1..T threads.
             encoded = ["--encoded-only", "1"] if args.encoded_only else []
-            for threads in [int(t) for t in args.threads.split(",")]:
+            for threads in [int(t) for t in args.threads.split(",")] if not args.only_python else ():
                 if args.encoded_only and threads > 1:
                     continue
                 rows += run_rows([bench, "store", "--uri", "memory:", "--threads", threads, *encoded, *common])
@@ -218,15 +227,16 @@ def main():
             # write + fsync of as many bytes (--lmdb-repeats times, medians): large writes
             # on these shared disks move by 2x from one minute to the next.
             persisted = []
-            for repeat in range(args.lmdb_repeats):
+            for repeat in range(args.lmdb_repeats if not args.only_python else 0):
                 warm_page_cache(file)
                 persisted += run_rows([bench, "load", "--persist-dir", work, *common])
                 if workload == "A":
                     persisted += run_rows([bench, "raw-write", "--dir", work, "--bytes", file.stat().st_size])
             rows += median_rows(persisted)
             # The raw engines on the same bytes.
-            warm_page_cache(file)
-            rows += run_rows([bench, "raw-simdjson", *common])
+            if not args.only_python:
+                warm_page_cache(file)
+                rows += run_rows([bench, "raw-simdjson", *common])
             # kvdex's LMDB store through the encoded API in a process of its own, then raw
             # LMDB, alternated --lmdb-repeats times, each row the median run: the same
             # bytes in and out as raw mdb_put/mdb_get, and no typed values in memory (the
@@ -234,7 +244,7 @@ def main():
             # gets cache misses raw LMDB does not pay). On shared machines one pair of
             # runs moves by 20%; the alternation keeps drift out of the ratio.
             paired = []
-            for repeat in range(1 if args.encoded_only else args.lmdb_repeats):
+            for repeat in range(0 if args.only_python else 1 if args.encoded_only else args.lmdb_repeats):
                 if not args.encoded_only:
                     lean_dir = work / f"lmdb-{workload}-encoded"
                     for row in run_rows([bench, "store", "--uri", f"lmdb:{lean_dir}", "--encoded-only", "1",
@@ -258,8 +268,9 @@ def main():
             if args.only_native:
                 continue
             # Python: LlamaIndex's own store and kvdex's, same data, same process shape.
-            rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex", "--mode", "lmdb",
-                              "--max-single-writes", args.max_single_writes, "--tmp-dir", work, *common])
+            if "lmdb" in python_stores():
+                rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex", "--mode", "lmdb",
+                                  "--max-single-writes", args.max_single_writes, "--tmp-dir", work, *common])
             for impl in ("llamaindex", "kvdex"):
                 rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", impl, *common])
                 warm_page_cache(file)
@@ -270,6 +281,11 @@ def main():
                     for mode in ("docstore", "docstore-load"):
                         rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", impl,
                                           "--mode", mode, "--docstore-file", docstore_file, *common])
+                # The same reads from a SimpleDocumentStore over kvdex's LMDB store.
+                if "lmdb" in python_stores():
+                    rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex-lmdb",
+                                      "--mode", "docstore-load", "--tmp-dir", work,
+                                      "--docstore-file", work / "docstore-kvdex-llamaindex.json", *common])
     finally:
         stop_servers(started)
         shutil.rmtree(work, ignore_errors=True)
@@ -377,6 +393,14 @@ def ratios(rows):
         for op in ("put", "get", "get_all", "remove"):
             add(f"{w}: {op}, kvdex Python vs LlamaIndex", find(rows, "kvdex-py", "simple", w, op),
                 find(rows, "llamaindex", "simple", w, op))
+        # Results kept until the clock stops (issue #14; LlamaIndex's store is in memory
+        # only, so kvdex's LMDB rows are set against it too).
+        for store in ("simple", "lmdb"):
+            add(f"{w}: get, kept, kvdex Python {store} vs LlamaIndex (want >= 0.5x)",
+                find(rows, "kvdex-py", store, w, "get, kept"), find(rows, "llamaindex", "simple", w, "get, kept"))
+            add(f"{w}: get_all, kept, kvdex Python {store} vs LlamaIndex",
+                find(rows, "kvdex-py", store, w, "get_all, kept"),
+                find(rows, "llamaindex", "simple", w, "get_all, kept"))
         add(f"{w}: LMDB put_all(1000), kvdex Python vs kvdex C++ typed API",
             find(rows, "kvdex-py", "lmdb", w, "put_all(1000)"), find(rows, "kvdex-cpp", "lmdb", w, "put_all(1000)"))
         add(f"{w}: LMDB get, kvdex Python vs kvdex C++ typed API",
@@ -400,6 +424,11 @@ def ratios(rows):
     for op in ("docstore.add_documents", "docstore.persist", "docstore.load", "docstore.get_node"):
         add(f"A: {op}, kvdex vs LlamaIndex", find(rows, "kvdex-llamaindex-py", "simple", "A", op),
             find(rows, "llamaindex", "simple", "A", op))
+    for op in ("get_node", "get_nodes", "docs", "ref_doc_info"):
+        for store in ("simple", "lmdb"):
+            add(f"A: docstore.{op}, kept, kvdex {store} vs LlamaIndex (want >= 0.91x)",
+                find(rows, "kvdex-llamaindex-py", store, "A", f"docstore.{op}, kept"),
+                find(rows, "llamaindex", "simple", "A", f"docstore.{op}, kept"))
     mine, ref = (find(rows, "kvdex-llamaindex-py", "simple", "A", "docstore.resident"),
                  find(rows, "llamaindex", "simple", "A", "docstore.resident"))
     if mine and ref and mine["rss_mb"] > 0:

@@ -14,8 +14,8 @@ LlamaIndex builds its own ``SimpleKVStore`` where you give it none
 (``SimpleDocumentStore()``, ``SimpleDocumentStore.from_persist_dir(...)``,
 ``StorageContext.from_defaults(...)``, ``StorageContext.from_dict``). For those,
 use the ``SimpleDocumentStore`` / ``SimpleIndexStore`` of this module, or call
-:func:`install` once to make LlamaIndex's docstore and index store build kvdex's
-store everywhere.
+:func:`install` once to make LlamaIndex's docstore, index store and ingestion cache
+(``IngestionCache()``, ``IngestionPipeline.load()``) build kvdex's store everywhere.
 
 Importing this module imports llama-index-core; ``import kvdex`` does not.
 """
@@ -25,6 +25,8 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 import fsspec
+from llama_index.core.ingestion import cache as _li_ingestion_cache
+from llama_index.core.ingestion.cache import IngestionCache as _IngestionCache
 from llama_index.core.storage.docstore import simple_docstore as _li_simple_docstore
 from llama_index.core.storage.docstore.simple_docstore import (
     SimpleDocumentStore as _LlamaSimpleDocumentStore,
@@ -255,24 +257,61 @@ _PATCHED_MODULES = (_li_simple_docstore, _li_simple_index_store)
 _originals: Dict[Any, Any] = {}
 
 
-def install() -> None:
-    """Make LlamaIndex's SimpleDocumentStore and SimpleIndexStore build kvdex's
-    SimpleKVStore: ``SimpleDocumentStore()``, ``.from_persist_dir()``,
-    ``.from_dict()`` and so ``StorageContext.from_defaults(...)``,
-    ``StorageContext.from_dict`` and ``load_index_from_storage``.
+def _ingestion_cache_from_persist_path(
+    cls: Any,
+    persist_path: str,
+    collection: str = _li_ingestion_cache.DEFAULT_CACHE_NAME,
+    fs: Optional[fsspec.AbstractFileSystem] = None,
+) -> Any:
+    # LlamaIndex's IngestionCache.from_persist_path, loading into kvdex's store
+    # (IngestionPipeline.load() rebuilds its cache through it).
+    return cls(collection=collection, cache=SimpleKVStore.from_persist_path(persist_path, fs=fs))
 
-    It rebinds the name ``SimpleKVStore`` in those two LlamaIndex modules. While
-    installed, their ``to_dict()`` accepts only kvdex stores (LlamaIndex asserts the
-    class). :func:`uninstall` undoes it. Idempotent.
+
+def _set_ingestion_cache_default(factory: Any) -> None:
+    # The field's default_factory was captured when pydantic built IngestionCache's
+    # schema: changing it takes a forced rebuild.
+    _IngestionCache.model_fields["cache"].default_factory = factory
+    _IngestionCache.model_rebuild(force=True)
+
+
+def install() -> None:
+    """Make LlamaIndex build kvdex's SimpleKVStore wherever it builds its own:
+
+    - SimpleDocumentStore and SimpleIndexStore: ``SimpleDocumentStore()``,
+      ``.from_persist_dir()``, ``.from_dict()`` and so
+      ``StorageContext.from_defaults(...)``, ``StorageContext.from_dict`` and
+      ``load_index_from_storage`` (the name ``SimpleKVStore`` is rebound in those two
+      LlamaIndex modules; while installed, their ``to_dict()`` accepts only kvdex
+      stores, since LlamaIndex asserts the class);
+    - ``IngestionCache()``'s default store (and so ``IngestionPipeline()``'s cache)
+      and ``IngestionCache.from_persist_path`` (and so ``IngestionPipeline.load()``).
+      A cache given a LlamaIndex SimpleKVStore explicitly still persists: kvdex's
+      class is a subclass of LlamaIndex's, so ``IngestionCache.persist``'s
+      ``isinstance`` check passes for both.
+
+    :func:`uninstall` undoes it. Idempotent.
     """
     for module in _PATCHED_MODULES:
         if module not in _originals:
             _originals[module] = module.SimpleKVStore
         module.SimpleKVStore = SimpleKVStore
+    if _IngestionCache not in _originals:
+        _originals[_IngestionCache] = (
+            _IngestionCache.__dict__["from_persist_path"],
+            _IngestionCache.model_fields["cache"].default_factory,
+        )
+        _IngestionCache.from_persist_path = classmethod(_ingestion_cache_from_persist_path)
+        _set_ingestion_cache_default(SimpleKVStore)
 
 
 def uninstall() -> None:
     """Undo :func:`install`."""
-    for module, original in list(_originals.items()):
-        module.SimpleKVStore = original
-        del _originals[module]
+    for target, original in list(_originals.items()):
+        if target is _IngestionCache:
+            from_persist_path, default_factory = original
+            _IngestionCache.from_persist_path = from_persist_path
+            _set_ingestion_cache_default(default_factory)
+        else:
+            target.SimpleKVStore = original
+        del _originals[target]

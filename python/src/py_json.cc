@@ -769,7 +769,7 @@ class FastDecoder {
   PyObject* array(int depth) {
     if (p_ < end_ && *p_ == ']') {
       ++p_;
-      return PyList_New(0);
+      return make_list(items_.size());
     }
     const std::size_t base = items_.size();
     for (;;) {
@@ -806,13 +806,31 @@ class FastDecoder {
   }
 
   // A list of the items on the stack from `base`, which it pops.
+  //
+  // A list holding no container (every item a str, int, float, bool or None; or
+  // none at all) is left untracked by the cyclic GC, as CPython leaves a dict of
+  // atomic values: it cannot be part of a reference cycle, and a kept result's
+  // tracked containers are what every later collection walks again (issue 14:
+  // kept get results cost 3-4x their decoding in collections). Nothing can be
+  // freed early: the collector treats what an untracked object refers to as
+  // referenced from outside. The one difference from json.loads' list: CPython never
+  // re-tracks a list, so a reference cycle a caller later closes through such a list
+  // (appending a container that refers back to it) is freed only once the caller
+  // breaks it, not by gc.collect(). json.dumps refuses a cyclic value, so no value
+  // meant for a store holds one (docs/python.md).
   PyObject* make_list(std::size_t base) {
     const std::size_t n = items_.size() - base;
     PyObject* list = PyList_New(static_cast<Py_ssize_t>(n));
     if (list == nullptr) return fail(base);
-    for (std::size_t i = 0; i < n; ++i)
-      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), items_[base + i]);
+    bool atomic = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      PyObject* item = items_[base + i];
+      // The decoder makes exact dicts and lists only.
+      if (PyList_CheckExact(item) || PyDict_CheckExact(item)) atomic = false;
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), item);
+    }
     items_.resize(base);
+    if (atomic) PyObject_GC_UnTrack(list);
     return list;
   }
 

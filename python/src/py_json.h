@@ -13,7 +13,8 @@
 // Reading builds dicts, lists, str (lone surrogates kept), int (any size), float,
 // bool and None, as json.loads does. Stored text is canonical (checked when stored or
 // loaded), so a decoder that reads only that form builds the objects directly, with
-// short strings shared through caches (str is immutable; containers are always new);
+// short strings shared through caches (str is immutable; containers are always new;
+// lists holding no container are left untracked by the cyclic GC, see make_list);
 // anything else goes to kvdex's validating parser.
 //
 // Everything here needs the GIL. Errors are thrown as nanobind::python_error (the

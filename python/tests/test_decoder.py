@@ -276,3 +276,56 @@ def test_node_shaped_values_round_trip():
     for key in rng.sample(list(values), len(values)):
         assert store.get(key) == values[key]
     assert store.get_all() == values
+
+
+def test_lists_without_containers_are_untracked_by_the_gc():
+    # CPython leaves a dict of atomic values untracked; the decoder does the same for
+    # a list holding no container, so kept results cost later collections less.
+    import gc
+
+    value = {"empty": [], "atoms": ["a", 1, 2.5, True, None], "nested": [[], {"k": 1}],
+             "d": {"k": "v"}, "holder": {"l": []}}
+    got = _decode(json.dumps(value), fast_only=True)
+    assert _same(got, json.loads(json.dumps(value)))
+    assert not gc.is_tracked(got["empty"])
+    assert not gc.is_tracked(got["atoms"])
+    assert gc.is_tracked(got["nested"])  # holds containers
+    assert not gc.is_tracked(got["nested"][0])
+    assert not gc.is_tracked(got["d"])  # CPython's own rule for dicts
+    assert gc.is_tracked(got["holder"])  # a dict holding a list: CPython tracks it
+    assert gc.is_tracked(got)
+    # Mutating them works as on any list; the store's value is not changed.
+    store = kvdex.SimpleKVStore()
+    store.put("k", value)
+    mine = store.get("k")
+    mine["atoms"].append({"x": [1]})
+    mine["empty"].extend([[], "y"])
+    gc.collect()
+    assert mine["atoms"][-1] == {"x": [1]} and mine["empty"] == [[], "y"]
+    assert store.get("k") == json.loads(json.dumps(value))
+
+
+def test_a_cycle_through_an_untracked_list_is_freed_when_broken():
+    # The documented difference (docs/python.md): CPython never re-tracks a list, so a
+    # cycle closed through a decoded list of atoms is not found by gc.collect(); it is
+    # freed as soon as the caller breaks it.
+    import gc
+    import weakref
+
+    class Marker:
+        pass
+
+    store = kvdex.SimpleKVStore()
+    store.put("k", {"ids": ["a", "b"]})
+    value = store.get("k")
+    ids = value["ids"]
+    marker = Marker()
+    marker.back = ids
+    ids.append(marker)  # ids -> marker -> ids
+    alive = weakref.ref(marker)
+    del value, marker
+    gc.collect()
+    assert alive() is not None  # not collected while the cycle stands
+    alive().back = None  # broken: reference counting frees it at once
+    del ids
+    assert alive() is None

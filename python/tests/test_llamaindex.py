@@ -255,6 +255,53 @@ def test_uninstall_restores_llamaindex():
     assert type(SimpleDocumentStore()._kvstore) is LlamaSimpleKVStore
 
 
+def test_install_reaches_the_ingestion_cache(tmp_path, kvdex_installed):
+    # IngestionCache()'s default store, and so IngestionPipeline()'s cache.
+    assert type(IngestionCache().cache) is kl.SimpleKVStore
+    pipeline = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=8)])
+    assert type(pipeline.cache.cache) is kl.SimpleKVStore
+    docs = corpus()[:2]
+    first = pipeline.run(documents=docs)
+    assert len(pipeline.cache.cache.get_all(pipeline.cache.collection)) == 1
+    pipeline.persist(str(tmp_path / "pipeline"))
+
+    # IngestionPipeline.load() rebuilds the cache from the file: kvdex's store again,
+    # holding what was persisted, and the next run is answered from it.
+    loaded = IngestionPipeline(transformations=[SentenceSplitter(chunk_size=64, chunk_overlap=8)])
+    loaded.load(str(tmp_path / "pipeline"))
+    assert type(loaded.cache.cache) is kl.SimpleKVStore
+    assert loaded.cache.cache.to_dict() == pipeline.cache.cache.to_dict()
+    again = loaded.run(documents=docs)
+    assert [n.get_content() for n in again] == [n.get_content() for n in first]
+    assert [n.id_ for n in again] == [n.id_ for n in first]  # from the cache: same ids
+
+    # The same through an fsspec filesystem (IngestionPipeline.load(fs=...)).
+    fs = fsspec.filesystem("memory")
+    pipeline.persist("/kvdex-ingestion", fs=fs)
+    from_fs = IngestionPipeline(transformations=[])
+    from_fs.load("/kvdex-ingestion", fs=fs)
+    assert type(from_fs.cache.cache) is kl.SimpleKVStore
+    assert from_fs.cache.cache.to_dict() == pipeline.cache.cache.to_dict()
+    fs.rm("/kvdex-ingestion", recursive=True)
+
+    # A cache given LlamaIndex's own store explicitly keeps it, and still persists.
+    explicit = IngestionCache(cache=LlamaSimpleKVStore())
+    assert type(explicit.cache) is LlamaSimpleKVStore
+    explicit.cache.put("k", {"nodes": []}, collection=explicit.collection)
+    explicit.persist(str(tmp_path / "explicit.json"))
+    assert json.loads((tmp_path / "explicit.json").read_text()) == {"llama_cache": {"k": {"nodes": []}}}
+
+
+def test_uninstall_restores_the_ingestion_cache(tmp_path):
+    kl.install()
+    kl.install()
+    kl.uninstall()
+    assert type(IngestionCache().cache) is LlamaSimpleKVStore
+    assert type(IngestionPipeline(transformations=[]).cache.cache) is LlamaSimpleKVStore
+    IngestionCache().persist(str(tmp_path / "cache.json"))
+    assert type(IngestionCache.from_persist_path(str(tmp_path / "cache.json")).cache) is LlamaSimpleKVStore
+
+
 def test_storage_context_through_an_fsspec_filesystem(seeded_uuid, mock_settings, kvdex_installed):
     fs = fsspec.filesystem("memory")
     seeded_uuid(3)
