@@ -33,6 +33,8 @@ _native._register_exceptions(_BY_CODE)
 
 from ._stores import DEFAULT_BATCH_SIZE, DEFAULT_COLLECTION, KVStore, SimpleKVStore, open  # noqa: E402
 
+from ._postgres import PostgresKVStore  # noqa: E402
+
 HAVE_LMDB = bool(_native.HAVE_LMDB)
 if HAVE_LMDB:
     from ._stores import LmdbKVStore  # noqa: E402,F401
@@ -52,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "NotSupportedError",
     "OutOfRangeError",
+    "PostgresKVStore",
     "SimpleKVStore",
     "UnavailableError",
     "open",

@@ -43,6 +43,7 @@ from kvdex import _stores
 
 __all__ = [
     "KVStore",
+    "PostgresKVStore",
     "SimpleDocumentStore",
     "SimpleIndexStore",
     "SimpleKVStore",
@@ -200,6 +201,44 @@ class KVStore(_Delegating):
 
     def __repr__(self) -> str:
         return f"<kvdex.llama_index.KVStore uri={self._uri!r}>"
+
+
+class PostgresKVStore(KVStore):
+    """LlamaIndex's PostgresKVStore, on kvdex (C++, libpq): the same constructor,
+    ``from_params`` and ``from_uri``, the same table. Give it to ``KVDocumentStore``,
+    ``KVIndexStore``, ``PostgresDocumentStore(postgres_kvstore=...)``,
+    ``PostgresIndexStore(postgres_kvstore=...)`` or an ``IngestionPipeline``'s docstore.
+    """
+
+    def __init__(self, table_name: str = "kvstore", *args: Any, **kwargs: Any) -> None:
+        store = kwargs.pop("_kvdex_store", None)
+        if store is None:
+            store = kvdex.PostgresKVStore(table_name, *args, **kwargs)
+        super().__init__(store)
+
+    @classmethod
+    def from_params(cls, *args: Any, **kwargs: Any) -> "PostgresKVStore":
+        return cls(_kvdex_store=kvdex.PostgresKVStore.from_params(*args, **kwargs))
+
+    @classmethod
+    def from_uri(cls, *args: Any, **kwargs: Any) -> "PostgresKVStore":
+        return cls(_kvdex_store=kvdex.PostgresKVStore.from_uri(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        # LlamaIndex's attributes (table_name, schema_name, use_jsonb, ...).
+        if name in ("connection_string", "async_connection_string", "table_name",
+                    "schema_name", "perform_setup", "debug", "use_jsonb"):
+            return getattr(self._store, name)
+        raise AttributeError(name)
+
+    def __getstate__(self) -> dict:
+        return {"store": self._store}
+
+    def __setstate__(self, state: dict) -> None:
+        self._uri, self._options, self._store = None, {}, state["store"]
+
+    def __repr__(self) -> str:
+        return f"<kvdex.llama_index.PostgresKVStore {self._store!r}>"
 
 
 # ---- Document and index stores that build kvdex's store ----------------------------

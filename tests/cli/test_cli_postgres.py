@@ -1,0 +1,48 @@
+"""The kvdex CLI on postgresql:// URIs, against a server the session starts
+(python/tests/pg_server.py): copy a LlamaIndex docstore.json in and back
+byte-identical (json column, rows in id order), stats/keys/get, clear errors."""
+import json
+import pathlib
+import sys
+
+from test_cli import DOCSTORE_COLLECTIONS, LLAMA_PERSIST, kvdex
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "python" / "tests"))
+from pg_server import postgres_server  # noqa: E402,F401 - the session fixture
+
+
+def test_copy_docstore_into_postgres_and_back_byte_identical(postgres_server, tmp_path):  # noqa: F811
+    uri = postgres_server.uri() + "?table_name=cli_copy"
+    kvdex("copy", LLAMA_PERSIST / "docstore.json", uri, check=0)
+    assert postgres_server.psql("SELECT count(*) FROM public.data_cli_copy") != "0"
+    listed = kvdex("collections", uri, check=0).stdout.splitlines()
+    assert [line.split("\t")[0] for line in listed] == DOCSTORE_COLLECTIONS
+    original = json.loads((LLAMA_PERSIST / "docstore.json").read_text())
+    node_id = next(iter(original["docstore/data"]))
+    got = kvdex("get", uri, node_id, "-c", "docstore/data", check=0).stdout
+    assert json.loads(got) == original["docstore/data"][node_id]
+    keys = kvdex("keys", uri, "-c", "docstore/data", check=0).stdout.splitlines()
+    assert keys == list(original["docstore/data"])
+    stats = kvdex("stats", uri, check=0).stdout
+    assert "docstore/data" in stats
+    out = tmp_path / "back" / "docstore.json"
+    kvdex("copy", uri, out, *sum((["-c", c] for c in DOCSTORE_COLLECTIONS), []), check=0)
+    assert out.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
+    # And through the jsonb layout: equal values, PostgreSQL's key order.
+    jsonb = postgres_server.uri() + "?table_name=cli_jsonb&use_jsonb=true"
+    kvdex("copy", LLAMA_PERSIST / "docstore.json", jsonb, check=0)
+    back = tmp_path / "jsonb.json"
+    kvdex("copy", jsonb, back, *sum((["-c", c] for c in DOCSTORE_COLLECTIONS), []), check=0)
+    assert json.loads(back.read_text()) == original
+
+
+def test_postgres_errors_are_clear(postgres_server):  # noqa: F811
+    missing = postgres_server.uri() + "?table_name=never_made"
+    proc = kvdex("get", missing, "k")
+    assert proc.returncode != 0 and "data_never_made" in proc.stderr
+    down = "postgresql://postgres@127.0.0.1:1/postgres?connect_retries=0"
+    proc = kvdex("keys", down)
+    assert proc.returncode != 0 and "127.0.0.1:1" in proc.stderr
+    bad = postgres_server.uri() + "?use_jsonb=perhaps"
+    proc = kvdex("keys", bad, check=2)
+    assert "use_jsonb" in proc.stderr
