@@ -371,7 +371,13 @@ class LocalRedisCluster {
       for (size_t r = 3; r < range->elements; ++r)
         replicas.push_back(range->element[r]->element[1]->integer);
       std::sort(replicas.begin(), replicas.end());
-      text += std::to_string(range->element[2]->element[1]->integer);
+      const int master_port = static_cast<int>(range->element[2]->element[1]->integer);
+      if (!is_running(master_port)) {
+        *why = "127.0.0.1:" + std::to_string(port) + " still names the stopped node " +
+               std::to_string(master_port) + " as a master";
+        return "";
+      }
+      text += std::to_string(master_port);
       for (const long long replica : replicas) text += "/" + std::to_string(replica);
       if (all_running && static_cast<int>(replicas.size()) != options_.replicas_per_master) {
         *why = "127.0.0.1:" + std::to_string(port) + " does not list every replica yet: " + text;
