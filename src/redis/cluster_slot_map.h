@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kvdex/error.h"
 #include "redis/hash_slot.h"
 
 struct redisReply;
@@ -105,6 +106,20 @@ struct ClusterRedirect {
 // Error(kInternal) when the text starts with MOVED or ASK but is malformed.
 std::optional<ClusterRedirect> parse_cluster_redirect(std::string_view error_text,
                                                       const ClusterNode& sender);
+
+// What a command answered with MOVED or ASK throws (detail::throw_reply_error), so the
+// cluster store can follow it; its code is kInternal because a store that is not
+// routing by slot (a plain RedisKVStore pointed at a cluster node) cannot.
+class ClusterRedirectError : public Error {
+ public:
+  ClusterRedirectError(const std::string& message, std::string reply)
+      : Error(ErrorCode::kInternal, message), reply_(std::move(reply)) {}
+  // The server's error text, e.g. "MOVED 3999 127.0.0.1:6381".
+  const std::string& reply() const noexcept { return reply_; }
+
+ private:
+  std::string reply_;
+};
 
 }  // namespace kvdex::redis
 

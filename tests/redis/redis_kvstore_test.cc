@@ -1,0 +1,1 @@
+#include "redis/redis_test_server.h"
