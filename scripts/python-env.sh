@@ -10,6 +10,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r python/requirements-test.txt \
   -r bench/requirements.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r python/requirements-nodeps.txt
 if [[ -f pyproject.toml ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check .
 fi

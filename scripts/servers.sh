@@ -4,15 +4,21 @@
 # servers from Debian's packages (scripts/install-deps.sh), on loopback only, on ports
 # of their own so they never meet a system server, with their data under one directory.
 #
-#   scripts/servers.sh start|stop|status [redis|postgres|all]     (default: all)
+#   scripts/servers.sh start|stop|status [redis|cluster|postgres|all]     (default: all)
 #
 # Environment (defaults in brackets):
 #   KVDEX_SERVERS_DIR   data, logs, pid files              [build/servers]
 #   KVDEX_REDIS_PORT    Redis port on 127.0.0.1            [16379]
 #   KVDEX_PG_PORT       PostgreSQL port on 127.0.0.1       [15432]
+#   KVDEX_REDIS_CLUSTER_PORT      first Redis Cluster node's port  [17000]
+#   KVDEX_REDIS_CLUSTER_MASTERS   cluster masters (>= 3)           [3]
+#   KVDEX_REDIS_CLUSTER_REPLICAS  replicas per master              [0]
 #   KVDEX_PG_DATABASE   database created for kvdex         [kvdex]
 #   KVDEX_PG_BINDIR     PostgreSQL server binaries         [newest /usr/lib/postgresql/*/bin]
-# Connect with redis://127.0.0.1:16379/0 and postgresql://postgres@127.0.0.1:15432/kvdex.
+# Connect with redis://127.0.0.1:16379/0, redis://127.0.0.1:17000?cluster=1 (the cluster:
+# nodes on ports 17000.., their cluster bus on 27000..) and
+# postgresql://postgres@127.0.0.1:15432/kvdex. `all` is redis and postgres; the cluster
+# (6 processes with replicas) only starts when asked for by name.
 #
 # `start` is idempotent (a server already running from this directory is left alone)
 # and returns once each server accepts connections; `status` exits 0 only if every
@@ -113,6 +119,109 @@ redis_status() {
     echo "redis: running on 127.0.0.1:$redis_port (pid $pid, log $redis_log)"
   else
     echo "redis: stopped (127.0.0.1:$redis_port)"
+    return 3
+  fi
+}
+
+# ---------------------------------------------------------------- Redis Cluster
+cluster_dir=$dir/redis-cluster
+cluster_first_port=${KVDEX_REDIS_CLUSTER_PORT:-17000}
+cluster_masters=${KVDEX_REDIS_CLUSTER_MASTERS:-3}
+cluster_replicas=${KVDEX_REDIS_CLUSTER_REPLICAS:-0}
+cluster_ports=()
+for ((i = 0; i < cluster_masters * (1 + cluster_replicas); i++)); do
+  cluster_ports+=($((cluster_first_port + i)))
+done
+
+cluster_node_pid() {
+  local pidfile=$cluster_dir/$1/redis.pid pid
+  [[ -f $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+cluster_info() { redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r'; }
+
+# True if every node runs, says cluster_state:ok and has all 16384 slots assigned.
+cluster_ok() {
+  local port
+  for port in "${cluster_ports[@]}"; do
+    cluster_node_pid "$port" >/dev/null || return 1
+    cluster_info "$port" | grep -qx 'cluster_state:ok' || return 1
+    cluster_info "$port" | grep -qx 'cluster_slots_assigned:16384' || return 1
+  done
+}
+
+cluster_start() {
+  command -v redis-server >/dev/null || missing "redis-server not found"
+  command -v redis-cli >/dev/null || missing "redis-cli not found (Debian package redis-tools)"
+  ((cluster_masters >= 3)) || die "redis-cluster: KVDEX_REDIS_CLUSTER_MASTERS must be >= 3"
+  if cluster_ok; then
+    say "redis-cluster already running on 127.0.0.1:${cluster_ports[0]}..${cluster_ports[-1]}"
+    return 0
+  fi
+  # A cache like the single node: a half-started or stale cluster is thrown away and
+  # created afresh, so `start` never inherits a broken slot map.
+  cluster_stop >/dev/null 2>&1 || true
+  rm -rf "$cluster_dir"
+  local port
+  for port in "${cluster_ports[@]}"; do
+    if port_open "$port" || port_open $((port + 10000)); then
+      die "redis-cluster: port 127.0.0.1:$port or its bus port $((port + 10000)) is taken; choose others with KVDEX_REDIS_CLUSTER_PORT"
+    fi
+  done
+  for port in "${cluster_ports[@]}"; do
+    mkdir -p "$cluster_dir/$port"
+    if ! redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --save '' --appendonly no \
+      --dir "$cluster_dir/$port" --daemonize yes --pidfile "$cluster_dir/$port/redis.pid" \
+      --logfile "$cluster_dir/$port/redis.log" --maxclients 16000 >/dev/null; then
+      die "redis-cluster node 127.0.0.1:$port failed to start; log: $cluster_dir/$port/redis.log"
+    fi
+  done
+  for port in "${cluster_ports[@]}"; do
+    for _ in $(seq 100); do
+      [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]] && break
+      sleep 0.1
+    done
+  done
+  local nodes=()
+  for port in "${cluster_ports[@]}"; do nodes+=("127.0.0.1:$port"); done
+  if ! redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$cluster_replicas" --cluster-yes \
+    >"$cluster_dir/create.log" 2>&1; then
+    die "redis-cluster: redis-cli --cluster create failed; log: $cluster_dir/create.log"
+  fi
+  for _ in $(seq 300); do
+    if cluster_ok; then
+      say "redis-cluster running on 127.0.0.1:${cluster_ports[0]}..${cluster_ports[-1]} ($cluster_masters masters, $cluster_replicas replicas each; logs under $cluster_dir)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "redis-cluster not in cluster_state:ok after 30 s; logs under $cluster_dir"
+}
+
+cluster_stop() {
+  local port pid stopped=0
+  for port in "${cluster_ports[@]}"; do
+    pid=$(cluster_node_pid "$port") || continue
+    redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    rm -f "$cluster_dir/$port/redis.pid"
+    stopped=$((stopped + 1))
+  done
+  say "redis-cluster: $stopped node(s) stopped (127.0.0.1:${cluster_ports[0]}..${cluster_ports[-1]})"
+}
+
+cluster_status() {
+  if cluster_ok; then
+    echo "redis-cluster: running on 127.0.0.1:${cluster_ports[0]}..${cluster_ports[-1]}, cluster_state:ok (connect with redis://127.0.0.1:${cluster_ports[0]}?cluster=1)"
+  else
+    echo "redis-cluster: stopped or not ok (127.0.0.1:${cluster_ports[0]}..${cluster_ports[-1]})"
     return 3
   fi
 }
@@ -229,9 +338,10 @@ action=${1:-}
 which=${2:-all}
 case $which in
   redis) servers=(redis) ;;
+  cluster | redis-cluster) servers=(cluster) ;;
   postgres | postgresql) servers=(pg) ;;
   all) servers=(redis pg) ;;
-  *) die "unknown server '$which' (redis, postgres or all)" ;;
+  *) die "unknown server '$which' (redis, cluster, postgres or all)" ;;
 esac
 case $action in
   start | stop)
@@ -243,7 +353,7 @@ case $action in
     exit $rc
     ;;
   *)
-    echo "usage: scripts/servers.sh start|stop|status [redis|postgres|all]" >&2
+    echo "usage: scripts/servers.sh start|stop|status [redis|cluster|postgres|all]" >&2
     exit 64
     ;;
 esac

@@ -171,9 +171,11 @@ class BaseKVStore {
 
   void put_encoded(std::string_view key, EncodedValue value,
                    std::string_view collection = kDefaultCollection);
-  void put_all_encoded(std::span<const EncodedKeyValue> pairs,
-                       std::string_view collection = kDefaultCollection,
-                       int batch_size = kDefaultBatchSize);
+  // Default: write() per batch, in order. Virtual so that a server backend can
+  // pipeline the batches (each still applied atomically, in order).
+  virtual void put_all_encoded(std::span<const EncodedKeyValue> pairs,
+                               std::string_view collection = kDefaultCollection,
+                               int batch_size = kDefaultBatchSize);
 
   // The asynchronous encoded layer: what a backend with an asynchronous engine
   // overrides (see the file comment).

@@ -39,6 +39,8 @@ HAVE_LMDB = bool(_native.HAVE_LMDB)
 if HAVE_LMDB:
     from ._stores import LmdbKVStore  # noqa: E402,F401
 
+from ._redis import RedisKVStore  # noqa: E402
+
 __version__ = _native.__version__
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "NotSupportedError",
     "OutOfRangeError",
     "PostgresKVStore",
+    "RedisKVStore",
     "SimpleKVStore",
     "UnavailableError",
     "open",

@@ -44,6 +44,7 @@ from kvdex import _stores
 __all__ = [
     "KVStore",
     "PostgresKVStore",
+    "RedisKVStore",
     "SimpleDocumentStore",
     "SimpleIndexStore",
     "SimpleKVStore",
@@ -239,6 +240,46 @@ class PostgresKVStore(KVStore):
 
     def __repr__(self) -> str:
         return f"<kvdex.llama_index.PostgresKVStore {self._store!r}>"
+
+
+class RedisKVStore(KVStore):
+    """kvdex's Redis store as a LlamaIndex kvstore, with the constructor and class
+    methods of LlamaIndex's ``RedisKVStore``: ``RedisKVStore(redis_uri="redis://127.0.0.1:6379")``,
+    ``RedisKVStore.from_host_and_port(host, port)``, ``RedisKVStore.from_redis_client(client)``.
+
+    Pass it wherever LlamaIndex takes a kvstore: ``KVDocumentStore(store)``,
+    ``KVIndexStore(store)``, ``RedisDocumentStore(redis_kvstore=store)``,
+    ``IngestionCache(cache=store)``. Same layout as LlamaIndex's (docs/redis.md), so
+    data written by either is read by the other. Pickling re-opens the same URI.
+    """
+
+    def __init__(
+        self,
+        redis_uri: Optional[str] = "redis://127.0.0.1:6379",
+        redis_client: Optional[Any] = None,
+        async_redis_client: Optional[Any] = None,
+        **kwargs: Any,
+    ) -> None:
+        store = kvdex.RedisKVStore(
+            redis_uri, redis_client=redis_client, async_redis_client=async_redis_client, **kwargs
+        )
+        self._uri, self._options, self._store = store.redis_uri, {}, store
+
+    @classmethod
+    def from_host_and_port(cls, host: str, port: int) -> "RedisKVStore":
+        if ":" in host:
+            host = f"[{host}]"
+        return cls(redis_uri=f"redis://{host}:{port}")
+
+    @classmethod
+    def from_redis_client(cls, redis_client: Any) -> "RedisKVStore":
+        return cls(redis_client=redis_client)
+
+    def __getstate__(self) -> dict:
+        return {"uri": self._uri, "options": {}}
+
+    def __repr__(self) -> str:
+        return f"<kvdex.llama_index.RedisKVStore uri={self._uri!r}>"
 
 
 # ---- Document and index stores that build kvdex's store ----------------------------
