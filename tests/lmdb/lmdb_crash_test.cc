@@ -18,6 +18,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -143,15 +144,21 @@ TEST(LmdbCrash, KilledWritersNeverExposeHalfABatch) {
     ChildProcess child(
         {"crash-writer", path, std::to_string(run), run % 2 == 0 ? "full" : "nometasync"});
     // One kill in ten right away (during start-up or open), the others anywhere in
-    // the first 30 ms.
-    const int delay = rng() % 10 == 0 ? 0 : delay_us(rng);
-    std::this_thread::sleep_for(std::chrono::microseconds(delay));
+    // the 30 ms after the first commit: counted from the first acknowledgement, not
+    // from the spawn, so that a slow start (sanitizers, a loaded machine) does not
+    // turn every kill into a kill during open.
+    std::vector<std::string> lines;
+    if (rng() % 10 != 0) {
+      if (std::optional<std::string> first = child.read_line()) lines.push_back(*first);
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    }
     child.kill();
     const int status = child.wait();
     ASSERT_TRUE(WIFSIGNALED(status)) << "the writer exited by itself, status " << status;
     ++totals.kills;
+    for (std::string& line : child.read_remaining_lines()) lines.push_back(std::move(line));
     int acknowledged = 0;
-    for (const std::string& line : child.read_remaining_lines()) {
+    for (const std::string& line : lines) {
       ASSERT_EQ(line, std::to_string(acknowledged)) << "acknowledgements come in order";
       ++acknowledged;
     }
@@ -174,7 +181,8 @@ TEST(LmdbCrash, KilledWritersNeverExposeHalfABatch) {
             << totals.unacknowledged_but_committed << " committed-but-unacknowledged batches ("
             << totals.published_late << " published at the next write), "
             << totals.stale_readers_cleared << " stale reader slots cleared\n";
-  EXPECT_GE(totals.kills, 100) << "too few kills within the time budget";
+  // 300 on a quiet machine; a loaded one (sanitizers, parallel jobs) gets fewer.
+  EXPECT_GE(totals.kills, 50) << "too few kills within the time budget";
   EXPECT_GT(totals.acknowledged, totals.kills) << "kills should land after commits too";
   EXPECT_GT(totals.stale_readers_cleared, 0u) << "killed writers leave reader slots behind";
 }
