@@ -17,6 +17,8 @@
 //                            [--put-limit L --sample S --delete-sample D]
 //   kvdex_bench raw-postgres --workload-file F --workload A [--pg-conninfo "host=... port=..."]
 //                            [--put-limit L --sample S --delete-sample D]
+//   kvdex_bench redis-store  --uri URI --label L --workload-file F --workload A
+//                            [--put-limit L --sample S]   (kvdex's Redis stores, any URI)
 //   kvdex_bench modes        (the modes this binary was built with, one a line)
 //
 // The server modes load at most --put-limit pairs (a prefix of the workload) and time
@@ -850,6 +852,33 @@ int bench_raw_postgres(const std::map<std::string, std::string>& flags) {
 
 }  // namespace
 
+#ifdef KVDEX_BENCH_WITH_HIREDIS
+// kvdex's Redis stores through kvdex::open (one Redis, a Redis Cluster, either layout):
+// put_all in batches of 1000 into an empty collection, get_all, then per-key gets on the
+// sample. --label names the setup in the rows' "store" column; the caller flushes the
+// servers first.
+int bench_redis_store(const std::map<std::string, std::string>& flags) {
+  const ServerWorkload w = read_server_workload(flags);
+  Emitter out{
+      .impl = "kvdex-cpp", .store = flags.at("--label"), .workload = flags.at("--workload")};
+  std::unique_ptr<kvdex::BaseKVStore> store = kvdex::open(flags.at("--uri"));
+  auto start = Clock::now();
+  store->put_all_encoded(w.pairs, w.collection, 1000);
+  out.emit("put_all(1000)", w.pairs.size(), seconds_since(start), w.bytes);
+  start = Clock::now();
+  const std::vector<kvdex::EncodedKeyValue> all = store->get_all_encoded(w.collection);
+  out.emit("get_all", all.size(), seconds_since(start), w.bytes);
+  expect_count("kvdex redis get_all", all.size(), w.pairs.size());
+  start = Clock::now();
+  std::size_t found = 0;
+  for (std::size_t i : w.sample)
+    found += store->get_encoded(w.pairs[i].first, w.collection) ? 1 : 0;
+  out.emit("get", w.sample.size(), seconds_since(start));
+  expect_count("kvdex redis get", found, w.sample.size());
+  return 0;
+}
+#endif
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: kvdex_bench MODE --flag value ... (see the file comment)\n");
@@ -868,6 +897,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef KVDEX_BENCH_WITH_HIREDIS
     if (mode == "raw-redis") return bench_raw_redis(flags);
+    if (mode == "redis-store") return bench_redis_store(flags);
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
     if (mode == "raw-postgres") return bench_raw_postgres(flags);
@@ -879,7 +909,7 @@ int main(int argc, char** argv) {
       std::printf("raw-lmdb\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_HIREDIS
-      std::printf("raw-redis\n");
+      std::printf("raw-redis\nredis-store\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
       std::printf("raw-postgres\n");

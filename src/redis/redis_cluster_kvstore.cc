@@ -388,8 +388,9 @@ void RedisClusterKVStore::write(const WriteBatch& batch) {
       part.remove(hash, op.key);
     }
   }
-  for (auto& [slot, part] : per_slot) {
-    const std::string& key = slot_key[slot];
+  for (const auto& entry : per_slot) {
+    const WriteBatch& part = entry.second;
+    const std::string& key = slot_key[entry.first];
     const auto run = [&](Node& target) { target.store->write(part); };
     if (impl_->options.shards > 0) {
       impl_->with_routing(key, run);
