@@ -32,6 +32,8 @@ _KVDEX_OPTIONS = (
     "retries",
     "backoff_ms",
     "scan_count",
+    "cluster",
+    "shards",
 )
 
 

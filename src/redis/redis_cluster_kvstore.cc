@@ -337,6 +337,11 @@ struct RedisClusterKVStore::Impl {
 RedisClusterKVStore::RedisClusterKVStore(const RedisOptions& options) {
   RedisOptions checked = options;
   detail::check_redis_options(checked);
+  if (checked.cluster && checked.db != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a Redis Cluster has database 0 only; the URI asks for database " +
+                    std::to_string(checked.db));
+  }
   impl_ = std::make_shared<Impl>(checked);
 }
 

@@ -205,6 +205,7 @@ TEST(RedisClusterStore, ConstructingAPlainRedisKVStoreWithClusterIsRefused) {
                      ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1?shards=0x"), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1?shards=1025"), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1/2?cluster=1"), ErrorCode::kInvalidArgument);
 }
 
 TEST(RedisClusterStore, AStoreOnANonClusterServerSaysSo) {
