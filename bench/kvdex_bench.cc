@@ -15,6 +15,7 @@
 //   kvdex_bench raw-lmdb     --dir D --workload-file F --workload A --collection C
 //   kvdex_bench raw-redis    --workload-file F --workload A [--redis-host H --redis-port P]
 //                            [--put-limit L --sample S --delete-sample D]
+//   kvdex_bench kvdex-redis  (the same flags: kvdex's RedisKVStore beside raw-redis)
 //   kvdex_bench raw-postgres --workload-file F --workload A [--pg-conninfo "host=... port=..."]
 //                            [--put-limit L --sample S --delete-sample D]
 //   kvdex_bench redis-store  --uri URI --label L --workload-file F --workload A
@@ -636,6 +637,79 @@ int bench_raw_redis(const std::map<std::string, std::string>& flags) {
   redis.command({"DEL", hash});
   return 0;
 }
+
+// kvdex's RedisKVStore on the same server, pairs and samples as raw-redis (the
+// library's redis:// backend; this binary links kvdex, so it has it when hiredis is).
+int bench_kvdex_redis(const std::map<std::string, std::string>& flags) {
+  Emitter out;
+  out.impl = "kvdex";
+  out.store = "redis";
+  out.workload = flags.at("--workload");
+  const auto w = read_server_workload(flags);
+  const std::string& hash = w.collection;
+  const std::size_t n = w.pairs.size();
+  const std::string uri = "redis://" + flag_or(flags, "--redis-host", "127.0.0.1") + ":" +
+                          flag_or(flags, "--redis-port", "16379") + "/0";
+  auto owner = kvdex::open(uri);
+  auto& store = *owner;
+  RedisConnection admin(flag_or(flags, "--redis-host", "127.0.0.1"),
+                        std::stoi(flag_or(flags, "--redis-port", "16379")));
+  admin.command({"DEL", hash});
+  store.get_encoded("kvdex-bench-warm-up", hash);  // connects: not put_all's cost
+
+  // put_all: batches of 1,000, each one MULTI/EXEC, pipelined (8 MiB windows).
+  auto start = Clock::now();
+  store.put_all_encoded(w.pairs, hash, 1000);
+  out.emit("put_all(1000)", n, seconds_since(start), w.bytes);
+
+  start = Clock::now();
+  std::size_t found = 0;
+  double got = 0;
+  for (std::size_t i : w.sample) {
+    const auto v = store.get_encoded(w.pairs[i].first, hash);
+    if (!v) continue;
+    got += static_cast<double>(v->size());
+    ++found;
+  }
+  out.emit("get_encoded", found, seconds_since(start), got);
+  expect_count("kvdex redis get_encoded", found, w.sample.size());
+
+  start = Clock::now();
+  found = 0;
+  for (std::size_t i : w.sample) found += store.get(w.pairs[i].first, hash).has_value();
+  out.emit("get", found, seconds_since(start), got);
+
+  // Every sampled get in flight at once: aget_encoded pipelined on the async connections.
+  start = Clock::now();
+  {
+    std::vector<kvdex::Future<std::optional<kvdex::EncodedValue>>> futures;
+    futures.reserve(w.sample.size());
+    for (std::size_t i : w.sample) futures.push_back(store.aget_encoded(w.pairs[i].first, hash));
+    found = 0;
+    for (auto& f : futures) found += f.get().has_value();
+  }
+  out.emit("aget_encoded x all in flight", found, seconds_since(start), got);
+  expect_count("kvdex redis aget", found, w.sample.size());
+
+  start = Clock::now();
+  {
+    const auto all = store.get_all_encoded(hash);
+    out.emit("get_all_encoded", all.size(), seconds_since(start), w.bytes);
+    expect_count("kvdex redis get_all_encoded", all.size(), n);
+  }
+  start = Clock::now();
+  {
+    const auto all = store.get_all(hash);
+    out.emit("get_all", all.size(), seconds_since(start), w.bytes);
+  }
+
+  start = Clock::now();
+  std::size_t removed = 0;
+  for (std::size_t i : w.deletes) removed += store.remove(w.pairs[i].first, hash) ? 1 : 0;
+  out.emit("remove", removed, seconds_since(start));
+  admin.command({"DEL", hash});
+  return 0;
+}
 #endif
 
 #ifdef KVDEX_BENCH_WITH_LIBPQ
@@ -898,6 +972,7 @@ int main(int argc, char** argv) {
 #ifdef KVDEX_BENCH_WITH_HIREDIS
     if (mode == "raw-redis") return bench_raw_redis(flags);
     if (mode == "redis-store") return bench_redis_store(flags);
+    if (mode == "kvdex-redis") return bench_kvdex_redis(flags);
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
     if (mode == "raw-postgres") return bench_raw_postgres(flags);
@@ -909,7 +984,7 @@ int main(int argc, char** argv) {
       std::printf("raw-lmdb\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_HIREDIS
-      std::printf("raw-redis\nredis-store\n");
+      std::printf("raw-redis\nkvdex-redis\nredis-store\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
       std::printf("raw-postgres\n");

@@ -300,6 +300,9 @@ def main():
             # rows will be measured against).
             if "redis" in raw_servers:
                 rows += run_rows([bench, "raw-redis", "--redis-port", REDIS_PORT, *server_flags, *common])
+                if "kvdex-redis" in modes:
+                    rows += run_rows([bench, "kvdex-redis", "--redis-port", REDIS_PORT, *server_flags,
+                                      *common])
             if cluster_rows and workload == "A":
                 rows += cluster_store_rows(bench, server_flags, common)
             if "postgres" in raw_servers:
@@ -309,6 +312,10 @@ def main():
                                   "--mode", server, *server_flags, *common])
             if args.only_native:
                 continue
+            if "redis" in raw_servers:
+                # kvdex's RedisKVStore from Python, beside LlamaIndex's on the same server.
+                rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex",
+                                  "--mode", "redis", *server_flags, *common])
             # Python: LlamaIndex's own store and kvdex's, same data, same process shape.
             rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex", "--mode", "lmdb",
                               "--max-single-writes", args.max_single_writes, "--tmp-dir", work, *common])

@@ -101,6 +101,17 @@ RedisConnection::RedisConnection(const RedisOptions& options, std::string addres
     }
     throw Error(ErrorCode::kUnavailable, "Redis at " + address_ + " is unreachable: " + why);
   }
+  try {
+    set_up(options);
+  } catch (...) {
+    // A throwing constructor runs no destructor.
+    redisFree(context_);
+    context_ = nullptr;
+    throw;
+  }
+}
+
+void RedisConnection::set_up(const RedisOptions& options) {
   if (redisSetTimeout(context_, to_timeval(options.command_timeout)) != REDIS_OK)
     fail("setting the command timeout");
   std::string setup;

@@ -73,6 +73,7 @@ class RedisConnection {
   const std::string& address() const noexcept { return address_; }
 
  private:
+  void set_up(const RedisOptions& options);  // command timeout, AUTH, SELECT
   [[noreturn]] void fail(std::string_view doing);
 
   std::string address_;
