@@ -86,7 +86,9 @@ class RedisKVStore(KVStore):
     ``redis_uri`` takes kvdex's Redis URI (``redis://[user[:password]@]host[:port][/db]``
     with options such as ``?timeout_ms=2000&pool=8``; docs/redis.md). ``redis_client``
     (a redis-py client) is read for its host, port, db and credentials only; kvdex
-    opens its own connections. Keyword arguments: kvdex's URI options, and redis-py's
+    opens its own connections. A Redis Cluster: ``redis_uri="redis://host:port?cluster=1"``
+    (or ``cluster=1``), with ``shards=N`` for kvdex's sharded layout (docs/redis-cluster.md;
+    LlamaIndex cannot read it). Keyword arguments: kvdex's URI options, and redis-py's
     ``socket_timeout``, ``socket_connect_timeout`` (seconds) and ``max_connections``.
     """
 
