@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 
+# fuzz_py_decoder embeds CPython and builds nanobind from .venv (python-env.sh).
+if ! .venv/bin/python -m nanobind --cmake_dir >/dev/null 2>&1; then scripts/python-env.sh; fi
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
@@ -44,5 +46,6 @@ run() {
 run fuzz_loader "$seeds/json"
 run fuzz_canonical "$seeds/json"
 run fuzz_record "$seeds/record"
+run fuzz_py_decoder "$seeds/json"
 run fuzz_store_uri "$seeds/uri"
 if [[ -x "$out/fuzz/fuzz_key_codec" ]]; then run fuzz_key_codec "$seeds/key"; fi

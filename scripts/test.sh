@@ -30,11 +30,11 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 ctest --preset tsan -j2
 
-echo "== Fuzzing smoke run: each libFuzzer target for 10 s from its seed corpus (longer: scripts/fuzz.sh 600)"
-KVDEX_FUZZ_SEED=1 scripts/fuzz.sh 10
-
 echo "== Python: pip install . into .venv"
 scripts/python-env.sh
+
+echo "== Fuzzing smoke run: each libFuzzer target for 10 s from its seed corpus (longer: scripts/fuzz.sh 600)"
+KVDEX_FUZZ_SEED=1 scripts/fuzz.sh 10
 
 echo "== Benchmark harness at a tiny size (so it cannot rot; the numbers mean nothing)"
 .venv/bin/python bench/run.py --nodes 300 --small 3000 --threads 1,2 --out build/bench-smoke >/dev/null

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -520,11 +521,26 @@ void run_stats(const Options& o) {
         " keys, " + std::to_string(total_bytes) + " bytes (keys + JSON text)\n");
 }
 
+// A path names the same file however it is spelled (./kv, kv/, a symlink to kv):
+// compare what it resolves to, as far as it exists.
+std::string resolved_path(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return path;
+  std::string text = resolved.lexically_normal().string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  return text;
+}
+
 bool same_store(const std::string& a, const std::string& b) {
   const kvdex::StoreUri ua = kvdex::parse_store_uri(a);
   const kvdex::StoreUri ub = kvdex::parse_store_uri(b);
+  if (ua.scheme != ub.scheme) return false;
   // Two memory: stores are always distinct.
-  return ua.rest == ub.rest && ua.scheme == ub.scheme && ua.scheme != "memory";
+  if (ua.scheme == "memory") return false;
+  if (ua.scheme == "lmdb" || ua.scheme == "json")
+    return resolved_path(ua.rest) == resolved_path(ub.rest);
+  return ua.rest == ub.rest;
 }
 
 void run_copy(const Options& o) {

@@ -79,7 +79,7 @@ class Error : public std::runtime_error {
 };
 
 // The code for an errno value: kNotFound for ENOENT, kResourceExhausted for ENOSPC,
-// EDQUOT, ENOMEM, EMFILE and ENFILE, kPermissionDenied for EACCES and EPERM,
+// EDQUOT, EFBIG, ENOMEM, EMFILE and ENFILE, kPermissionDenied for EACCES and EPERM,
 // kIOError for the rest. The one place errno becomes a code (LevelDB's PosixError).
 ErrorCode error_code_for_errno(int errnum) noexcept;
 

@@ -25,6 +25,7 @@ ErrorCode error_code_for_errno(int errnum) noexcept {
       return ErrorCode::kNotFound;
     case ENOSPC:
     case EDQUOT:
+    case EFBIG:  // past the process's file-size limit (ulimit -f): a quota
     case ENOMEM:
     case EMFILE:
     case ENFILE:

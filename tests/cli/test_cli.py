@@ -159,8 +159,18 @@ def test_copy_json_to_json_keeps_bytes_and_order(tmp_path):
     assert out.read_bytes() == (LLAMA_PERSIST / "docstore.json").read_bytes()
 
 
-def test_copy_rejects_same_store(store_json):
+def test_copy_rejects_same_store(store_json, tmp_path):
     kvdex("copy", store_json, store_json, check=2)
+    # However the path is spelled: a trailing slash, ./, a symlink (was exit 8,
+    # "already open read-only", for lmdb:kv vs lmdb:kv/).
+    lmdb = tmp_path / "kv"
+    kvdex("put", f"lmdb:{lmdb}", "k", '{"v": 1}', check=0)
+    (tmp_path / "link").symlink_to(lmdb)
+    for other in (f"lmdb:{lmdb}/", f"lmdb:{tmp_path}/./kv", f"lmdb:{tmp_path / 'link'}", str(lmdb)):
+        proc = kvdex("copy", f"lmdb:{lmdb}", other, check=2)
+        assert "same store" in proc.stderr, proc.stderr
+    (tmp_path / "alias.json").symlink_to(store_json)
+    kvdex("copy", store_json, f"json:{tmp_path / 'alias.json'}", check=2)
 
 
 def test_copy_named_collections_only(store_json, tmp_path):
@@ -474,8 +484,10 @@ def test_names_with_control_characters_are_escaped_or_nul_separated(tmp_path):
 
 
 def test_every_documented_exit_status_is_reachable(tmp_path, store_json):
-    """0, 1, 2, 3, 4 and 7 from the CLI (5, 6, 8 and 70 need a server or a broken
-    invariant); the help text names each."""
+    """0 to 4 here, 6 in test_a_foreign_lmdb_environment_is_not_supported_exit_6, 7 in
+    test_resource_exhausted_exits_7_and_keeps_the_old_file, 5 with the network
+    backends' CLI tests, 141 in the SIGPIPE test; 8 and 70 are argued in
+    docs/reliability.md. The help text names each."""
     help_text = kvdex("--help", check=0).stdout
     for status in ["0 success", "1 key or collection not found", "2 bad usage or bad input",
                    "3 corrupt store", "4 I/O error", "5 server unavailable", "6 operation not supported",
@@ -491,6 +503,43 @@ def test_every_documented_exit_status_is_reachable(tmp_path, store_json):
     corrupt.write_text("{")
     kvdex("get", corrupt, "k", check=3)
     kvdex("get", tmp_path / "absent.json", "k", check=4)
+
+
+def limited(resource_id, limit):
+    """A preexec_fn: the child runs under a resource limit. SIGXFSZ is ignored, as a
+    process under a file-size quota must, so the write fails with EFBIG instead."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource_id, (limit, limit))
+
+    return apply
+
+
+def test_resource_exhausted_exits_7_and_keeps_the_old_file(tmp_path):
+    """Issue 13 D17: exit 7 from the CLI. Past the file-size limit (ulimit -f, as a
+    quota or a full disk) and out of file descriptors (ulimit -n)."""
+    import resource
+
+    target = tmp_path / "out.json"
+    kvdex("put", target, "old", '{"v": 1}', check=0)
+    before = target.read_bytes()
+    proc = subprocess.run([KVDEX, "copy", LLAMA_PERSIST / "docstore.json", target],
+                          capture_output=True, text=True,
+                          preexec_fn=limited(resource.RLIMIT_FSIZE, 1024))
+    assert proc.returncode == 7, proc.stderr
+    assert "File too large" in proc.stderr and str(tmp_path) in proc.stderr, proc.stderr
+    assert target.read_bytes() == before  # the atomic write left the old file whole
+    # Four descriptors: enough for the dynamic loader (one at a time) and stdio, not
+    # for an LMDB environment (data.mdb and lock.mdb).
+    store = f"lmdb:{tmp_path / 'kv'}"
+    kvdex("put", store, "old", '{"v": 1}', check=0)
+    proc = subprocess.run([KVDEX, "get", store, "old"], capture_output=True, text=True,
+                          preexec_fn=limited(resource.RLIMIT_NOFILE, 4))
+    assert proc.returncode == 7, proc.stderr
+    assert "Too many open files" in proc.stderr, proc.stderr
 
 
 def patch_data_file(path, old: bytes, new: bytes):

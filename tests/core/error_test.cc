@@ -47,6 +47,8 @@ TEST(ErrorCodes, ErrnoBecomesTheMostSpecificCode) {
   EXPECT_EQ(error_code_for_errno(ENOENT), ErrorCode::kNotFound);
   EXPECT_EQ(error_code_for_errno(ENOSPC), ErrorCode::kResourceExhausted);
   EXPECT_EQ(error_code_for_errno(EDQUOT), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(error_code_for_errno(EFBIG), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(error_code_for_errno(EMFILE), ErrorCode::kResourceExhausted);
   EXPECT_EQ(error_code_for_errno(EACCES), ErrorCode::kPermissionDenied);
   EXPECT_EQ(error_code_for_errno(EIO), ErrorCode::kIOError);
   try {
