@@ -4,7 +4,8 @@
         --workload-file A.json --workload A [--mode store|load|docstore|docstore-load|lmdb]
     python bench/bench_python.py --impl kvdex-lmdb --mode docstore-load \
         --docstore-file DOCSTORE.json --workload-file A.json --workload A
-    python bench/bench_python.py --impl llamaindex --mode redis|postgres \
+    python bench/bench_python.py --impl llamaindex|kvdex --mode redis \
+    python bench/bench_python.py --impl llamaindex --mode postgres \
         --workload-file A.json --workload A [--put-limit L --sample S --delete-sample D]
 
 The redis and postgres modes measure LlamaIndex's RedisKVStore and PostgresKVStore on
@@ -336,7 +337,12 @@ def bench_redis(args, out: Emitter):
         raise SystemExit(f"cannot connect to Redis at {args.redis_host}:{args.redis_port}: {e} "
                          "(start it with scripts/servers.sh start redis)")
     admin.delete(collection)
-    store = RedisKVStore(redis_uri=url)
+    if args.impl == "kvdex":
+        import kvdex
+
+        store = kvdex.RedisKVStore(redis_uri=url)
+    else:
+        store = RedisKVStore(redis_uri=url)
     timed_server_ops(out, store, collection, pairs, sample, deletes)
 
     # asyncio.gather of 10,000 aget calls: LlamaIndex's async client takes a pooled
@@ -351,8 +357,10 @@ def bench_redis(args, out: Emitter):
         seconds = time.perf_counter() - t0
         opened = admin.info("stats")["total_connections_received"] - before
         connected = admin.info("clients")["connected_clients"]
-        # RedisKVStore has no close(); its pooled connections would outlive the loop.
-        await store._async_redis_client.aclose()
+        # LlamaIndex's RedisKVStore has no close(); its pooled connections would
+        # outlive the loop. kvdex's async connections belong to its own loop threads.
+        if args.impl != "kvdex":
+            await store._async_redis_client.aclose()
         return results, seconds, opened, connected
 
     results, seconds, opened, connected = asyncio.run(gather_gets())
@@ -422,8 +430,10 @@ def main():
         raise SystemExit("--impl kvdex-lmdb: only --mode docstore-load")
     if store == "lmdb" and args.impl != "kvdex":
         raise SystemExit("--mode lmdb: only --impl kvdex (LlamaIndex has no LMDB store)")
-    if store in ("redis", "postgres") and args.impl != "llamaindex":
+    if store == "postgres" and args.impl != "llamaindex":
         raise SystemExit(f"--mode {args.mode}: only --impl llamaindex (kvdex has no {store} backend yet)")
+    if store == "redis" and args.impl not in ("llamaindex", "kvdex"):
+        raise SystemExit("--mode redis: --impl llamaindex or kvdex")
     {"store": bench_store, "load": bench_load, "docstore": bench_docstore,
      "docstore-load": bench_docstore_load, "lmdb": bench_lmdb, "redis": bench_redis,
      "postgres": bench_postgres}[args.mode](args, out)

@@ -15,8 +15,11 @@
 //   kvdex_bench raw-lmdb     --dir D --workload-file F --workload A --collection C
 //   kvdex_bench raw-redis    --workload-file F --workload A [--redis-host H --redis-port P]
 //                            [--put-limit L --sample S --delete-sample D]
+//   kvdex_bench kvdex-redis  (the same flags: kvdex's RedisKVStore beside raw-redis)
 //   kvdex_bench raw-postgres --workload-file F --workload A [--pg-conninfo "host=... port=..."]
 //                            [--put-limit L --sample S --delete-sample D]
+//   kvdex_bench redis-store  --uri URI --label L --workload-file F --workload A
+//                            [--put-limit L --sample S]   (kvdex's Redis stores, any URI)
 //   kvdex_bench modes        (the modes this binary was built with, one a line)
 //
 // The server modes load at most --put-limit pairs (a prefix of the workload) and time
@@ -634,6 +637,104 @@ int bench_raw_redis(const std::map<std::string, std::string>& flags) {
   redis.command({"DEL", hash});
   return 0;
 }
+
+// kvdex's RedisKVStore on the same server, pairs and samples as raw-redis (the
+// library's redis:// backend; this binary links kvdex, so it has it when hiredis is).
+int bench_kvdex_redis(const std::map<std::string, std::string>& flags) {
+  Emitter out;
+  out.impl = "kvdex";
+  out.store = "redis";
+  out.workload = flags.at("--workload");
+  const auto w = read_server_workload(flags);
+  const std::string& hash = w.collection;
+  const std::size_t n = w.pairs.size();
+  const std::string uri = "redis://" + flag_or(flags, "--redis-host", "127.0.0.1") + ":" +
+                          flag_or(flags, "--redis-port", "16379") + "/0";
+  auto owner = kvdex::open(uri);
+  auto& store = *owner;
+  RedisConnection admin(flag_or(flags, "--redis-host", "127.0.0.1"),
+                        std::stoi(flag_or(flags, "--redis-port", "16379")));
+  admin.command({"DEL", hash});
+  store.get_encoded("kvdex-bench-warm-up", hash);  // connects: not put_all's cost
+
+  // put_all: batches of 1,000, each one MULTI/EXEC, pipelined (8 MiB windows).
+  auto start = Clock::now();
+  store.put_all_encoded(w.pairs, hash, 1000);
+  out.emit("put_all(1000)", n, seconds_since(start), w.bytes);
+
+  start = Clock::now();
+  std::size_t found = 0;
+  double got = 0;
+  for (std::size_t i : w.sample) {
+    const auto v = store.get_encoded(w.pairs[i].first, hash);
+    if (!v) continue;
+    got += static_cast<double>(v->size());
+    ++found;
+  }
+  out.emit("get_encoded", found, seconds_since(start), got);
+  expect_count("kvdex redis get_encoded", found, w.sample.size());
+
+  start = Clock::now();
+  found = 0;
+  for (std::size_t i : w.sample) found += store.get(w.pairs[i].first, hash).has_value();
+  out.emit("get", found, seconds_since(start), got);
+
+  // Single round trips vary with scheduling on a loaded machine more than the two
+  // clients differ: the same sample again, alternating raw hiredis and kvdex in rounds
+  // of 500 gets in this one process, so both see the same conditions.
+  {
+    double raw_seconds = 0, kvdex_seconds = 0;
+    std::size_t raw_found = 0, kvdex_found = 0;
+    for (std::size_t begin = 0; begin < w.sample.size(); begin += 500) {
+      const std::size_t end = std::min(w.sample.size(), begin + 500);
+      auto t = Clock::now();
+      for (std::size_t j = begin; j < end; ++j) {
+        const auto r = admin.command({"HGET", hash, w.pairs[w.sample[j]].first});
+        if (r->type != REDIS_REPLY_STRING) continue;
+        const std::string copy(reply_text(r.get()));
+        raw_found += copy.empty() ? 0 : 1;
+      }
+      raw_seconds += seconds_since(t);
+      t = Clock::now();
+      for (std::size_t j = begin; j < end; ++j)
+        kvdex_found += store.get_encoded(w.pairs[w.sample[j]].first, hash).has_value();
+      kvdex_seconds += seconds_since(t);
+    }
+    out.emit("get (raw hiredis, interleaved)", raw_found, raw_seconds, got);
+    out.emit("get_encoded (interleaved)", kvdex_found, kvdex_seconds, got);
+  }
+
+  // Every sampled get in flight at once: aget_encoded pipelined on the async connections.
+  start = Clock::now();
+  {
+    std::vector<kvdex::Future<std::optional<kvdex::EncodedValue>>> futures;
+    futures.reserve(w.sample.size());
+    for (std::size_t i : w.sample) futures.push_back(store.aget_encoded(w.pairs[i].first, hash));
+    found = 0;
+    for (auto& f : futures) found += f.get().has_value();
+  }
+  out.emit("aget_encoded x all in flight", found, seconds_since(start), got);
+  expect_count("kvdex redis aget", found, w.sample.size());
+
+  start = Clock::now();
+  {
+    const auto all = store.get_all_encoded(hash);
+    out.emit("get_all_encoded", all.size(), seconds_since(start), w.bytes);
+    expect_count("kvdex redis get_all_encoded", all.size(), n);
+  }
+  start = Clock::now();
+  {
+    const auto all = store.get_all(hash);
+    out.emit("get_all", all.size(), seconds_since(start), w.bytes);
+  }
+
+  start = Clock::now();
+  std::size_t removed = 0;
+  for (std::size_t i : w.deletes) removed += store.remove(w.pairs[i].first, hash) ? 1 : 0;
+  out.emit("remove", removed, seconds_since(start));
+  admin.command({"DEL", hash});
+  return 0;
+}
 #endif
 
 #ifdef KVDEX_BENCH_WITH_LIBPQ
@@ -850,6 +951,33 @@ int bench_raw_postgres(const std::map<std::string, std::string>& flags) {
 
 }  // namespace
 
+#ifdef KVDEX_BENCH_WITH_HIREDIS
+// kvdex's Redis stores through kvdex::open (one Redis, a Redis Cluster, either layout):
+// put_all in batches of 1000 into an empty collection, get_all, then per-key gets on the
+// sample. --label names the setup in the rows' "store" column; the caller flushes the
+// servers first.
+int bench_redis_store(const std::map<std::string, std::string>& flags) {
+  const ServerWorkload w = read_server_workload(flags);
+  Emitter out{
+      .impl = "kvdex-cpp", .store = flags.at("--label"), .workload = flags.at("--workload")};
+  std::unique_ptr<kvdex::BaseKVStore> store = kvdex::open(flags.at("--uri"));
+  auto start = Clock::now();
+  store->put_all_encoded(w.pairs, w.collection, 1000);
+  out.emit("put_all(1000)", w.pairs.size(), seconds_since(start), w.bytes);
+  start = Clock::now();
+  const std::vector<kvdex::EncodedKeyValue> all = store->get_all_encoded(w.collection);
+  out.emit("get_all", all.size(), seconds_since(start), w.bytes);
+  expect_count("kvdex redis get_all", all.size(), w.pairs.size());
+  start = Clock::now();
+  std::size_t found = 0;
+  for (std::size_t i : w.sample)
+    found += store->get_encoded(w.pairs[i].first, w.collection) ? 1 : 0;
+  out.emit("get", w.sample.size(), seconds_since(start));
+  expect_count("kvdex redis get", found, w.sample.size());
+  return 0;
+}
+#endif
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: kvdex_bench MODE --flag value ... (see the file comment)\n");
@@ -868,6 +996,8 @@ int main(int argc, char** argv) {
 #endif
 #ifdef KVDEX_BENCH_WITH_HIREDIS
     if (mode == "raw-redis") return bench_raw_redis(flags);
+    if (mode == "redis-store") return bench_redis_store(flags);
+    if (mode == "kvdex-redis") return bench_kvdex_redis(flags);
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
     if (mode == "raw-postgres") return bench_raw_postgres(flags);
@@ -879,7 +1009,7 @@ int main(int argc, char** argv) {
       std::printf("raw-lmdb\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_HIREDIS
-      std::printf("raw-redis\n");
+      std::printf("raw-redis\nkvdex-redis\nredis-store\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
       std::printf("raw-postgres\n");

@@ -101,6 +101,51 @@ def start_servers():
     return running, started
 
 
+CLUSTER_PORT = int(os.environ.get("KVDEX_REDIS_CLUSTER_PORT", "17000"))
+CLUSTER_MASTERS = int(os.environ.get("KVDEX_REDIS_CLUSTER_MASTERS", "3"))
+# (label, URI, the ports to flush before the row): kvdex's RedisKVStore on one node and
+# RedisClusterKVStore on the cluster, LlamaIndex's layout and the sharded one.
+CLUSTER_SETUPS = [
+    ("redis 1 node", f"redis://127.0.0.1:{REDIS_PORT}", [int(REDIS_PORT)]),
+    ("redis 1 node, sharded x3", f"redis://127.0.0.1:{REDIS_PORT}?shards=3", [int(REDIS_PORT)]),
+    (f"redis-cluster {CLUSTER_MASTERS} masters", f"redis://127.0.0.1:{CLUSTER_PORT}?cluster=1",
+     [CLUSTER_PORT + i for i in range(CLUSTER_MASTERS)]),
+    (f"redis-cluster {CLUSTER_MASTERS} masters, sharded x{CLUSTER_MASTERS}",
+     f"redis://127.0.0.1:{CLUSTER_PORT}?cluster=1&shards={CLUSTER_MASTERS}",
+     [CLUSTER_PORT + i for i in range(CLUSTER_MASTERS)]),
+]
+
+
+def start_cluster(started) -> bool:
+    """scripts/servers.sh start cluster; True if it runs (added to `started` if this run
+    started it)."""
+    was_up = subprocess.run(["bash", SERVERS_SH, "status", "cluster"], capture_output=True).returncode == 0
+    proc = subprocess.run(["bash", SERVERS_SH, "start", "cluster"], capture_output=True, text=True)
+    if proc.returncode == 0:
+        if not was_up:
+            started.add("cluster")
+        return True
+    reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+    not_measured("kvdex-cpp", "redis-cluster", ["A"], reason)
+    if proc.returncode != 2:
+        FAILURES.append("scripts/servers.sh start cluster")
+    return False
+
+
+def flush_redis(ports):
+    for port in ports:
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "FLUSHALL"], capture_output=True)
+
+
+def cluster_store_rows(bench, server_flags, common):
+    rows = []
+    for label, uri, ports in CLUSTER_SETUPS:
+        flush_redis(ports)
+        rows += run_rows([bench, "redis-store", "--uri", uri, "--label", label, *server_flags, *common])
+        flush_redis(ports)
+    return rows
+
+
 def stop_servers(started):
     for server in sorted(started):
         proc = subprocess.run(["bash", SERVERS_SH, "stop", server], capture_output=True, text=True)
@@ -184,9 +229,14 @@ def main():
         # Which Redis/PostgreSQL rows can run: servers up, kvdex_bench built with their
         # client libraries, LlamaIndex's integrations installed.
         raw_servers, llamaindex_servers = set(), set()
+        cluster_rows = False
         if not args.no_servers and not args.only_python:
             servers, started = start_servers()
             modes = bench_modes(bench)
+            # kvdex's Redis store on one node and on a 3-master Redis Cluster, both
+            # layouts (workload A): the cluster from scripts/servers.sh's `cluster` target.
+            if "redis" in servers and "redis-store" in modes:
+                cluster_rows = start_cluster(started)
             for mode, server, package in (("raw-redis", "redis", "libhiredis-dev"),
                                           ("raw-postgres", "postgres", "libpq-dev")):
                 if server not in servers:
@@ -260,6 +310,11 @@ def main():
             # rows will be measured against).
             if "redis" in raw_servers:
                 rows += run_rows([bench, "raw-redis", "--redis-port", REDIS_PORT, *server_flags, *common])
+                if "kvdex-redis" in modes:
+                    rows += run_rows([bench, "kvdex-redis", "--redis-port", REDIS_PORT, *server_flags,
+                                      *common])
+            if cluster_rows and workload == "A":
+                rows += cluster_store_rows(bench, server_flags, common)
             if "postgres" in raw_servers:
                 rows += run_rows([bench, "raw-postgres", "--pg-conninfo", PG_CONNINFO, *server_flags, *common])
             for server in sorted(llamaindex_servers):
@@ -267,6 +322,10 @@ def main():
                                   "--mode", server, *server_flags, *common])
             if args.only_native:
                 continue
+            if "redis" in raw_servers:
+                # kvdex's RedisKVStore from Python, beside LlamaIndex's on the same server.
+                rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex",
+                                  "--mode", "redis", *server_flags, *common])
             # Python: LlamaIndex's own store and kvdex's, same data, same process shape.
             if "lmdb" in python_stores():
                 rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex", "--mode", "lmdb",
@@ -470,6 +529,14 @@ def server_anchors(rows):
             r("raw-redis", "redis", "get(pipelined 1000)"), r("llamaindex", "redis", "aget x gather"))
         add(f"{w}: Redis anchor, delete: raw HDEL vs LlamaIndex",
             r("raw-redis", "redis", "remove"), r("llamaindex", "redis", "remove"))
+        if w == "A":
+            one = "redis 1 node"
+            for setup in (f"redis-cluster {CLUSTER_MASTERS} masters",
+                          f"redis-cluster {CLUSTER_MASTERS} masters, sharded x{CLUSTER_MASTERS}",
+                          "redis 1 node, sharded x3"):
+                for op in ("put_all(1000)", "get_all", "get"):
+                    add(f"A: kvdex {op}, {setup} vs {one} (same machine, 2 cores)",
+                        r("kvdex-cpp", setup, op), r("kvdex-cpp", one, op))
         add(f"{w}: PostgreSQL anchor, put_all(1000): raw libpq multi-row upsert vs LlamaIndex PostgresKVStore "
             f"(kvdex wants >= 3x LlamaIndex)",
             r("raw-postgres", "postgres", "put_all(1000)"), r("llamaindex", "postgres", "put_all(1000)"))

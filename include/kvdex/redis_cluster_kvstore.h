@@ -8,10 +8,11 @@
 // Routing (cluster=1): the slot map is read with CLUSTER SLOTS from the seed (then from
 // any node it names) on first use; every command goes to the master serving its Redis
 // key's slot (CRC16-XMODEM mod 16384, hash tags). A MOVED reply updates the map and the
-// command is sent again to the node it names; an ASK reply (a slot being migrated) is
-// answered by sending the command again after a short wait, until the migration
-// finishes and the node answers MOVED (at most 16 redirections per call, then
-// Error(kUnavailable)). A node that cannot be reached makes the store re-read the map
+// command is sent again to the node it names; an ASK reply (a slot being migrated, the
+// key already on the target) is answered by sending the same operation to the target
+// after ASKING (a batch as ASKING, MULTI, ..., EXEC), without changing the map. At most
+// 16 redirections per call; then the last one is thrown (Error(kInternal) naming the
+// MOVED/ASK reply). A node that cannot be reached makes the store re-read the map
 // from the other nodes; if the slot has a new master (a replica was promoted), the call
 // is sent there, else it fails with Error(kUnavailable) naming host:port, and the next
 // call tries again. Each node is a RedisKVStore (its own pool and async connections),

@@ -275,6 +275,28 @@ class RedisKVStore(KVStore):
     def from_redis_client(cls, redis_client: Any) -> "RedisKVStore":
         return cls(redis_client=redis_client)
 
+    # kvdex.RedisKVStore's coroutine methods return awaitable futures (no Task per
+    # call under asyncio.gather); hand them on rather than wrap them in a coroutine.
+    def aput(self, key: str, val: dict, collection: str = DEFAULT_COLLECTION) -> Any:
+        return self._store.aput(key, val, collection)
+
+    def aput_all(
+        self,
+        kv_pairs: List[Tuple[str, dict]],
+        collection: str = DEFAULT_COLLECTION,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Any:
+        return self._store.aput_all(kv_pairs, collection, batch_size)
+
+    def aget(self, key: str, collection: str = DEFAULT_COLLECTION) -> Any:
+        return self._store.aget(key, collection)
+
+    def aget_all(self, collection: str = DEFAULT_COLLECTION) -> Any:
+        return self._store.aget_all(collection)
+
+    def adelete(self, key: str, collection: str = DEFAULT_COLLECTION) -> Any:
+        return self._store.adelete(key, collection)
+
     def __getstate__(self) -> dict:
         return {"uri": self._uri, "options": {}}
 

@@ -157,8 +157,9 @@ def test_llamaindex_stores_and_ingestion_pipeline_accept_it(server):
     assert reread.get_document_hash("more-3") == more[3].hash
 
 
-def test_gathered_agets_open_at_most_a_handful_of_connections(server):
-    store = kvdex.RedisKVStore(redis_uri=server.uri)
+@pytest.mark.parametrize("make", [kvdex.RedisKVStore, kvdex_li.RedisKVStore], ids=["kvdex", "llama_index"])
+def test_gathered_agets_open_at_most_a_handful_of_connections(server, make):
+    store = make(redis_uri=server.uri)
     keys = [f"k{i}" for i in range(10_000)]
     store.put_all([(k, {"k": k}) for k in keys], batch_size=1000)
     info = server.client()
@@ -169,6 +170,8 @@ def test_gathered_agets_open_at_most_a_handful_of_connections(server):
 
     values = asyncio.run(main())
     assert values == [{"k": k} for k in keys]
+    # Twice on one loop (its inbox is reused) and on a new loop.
+    assert asyncio.run(main()) == values
     opened = info.info("stats")["total_connections_received"] - before
     assert opened <= 4, f"{opened} connections for 10,000 gathered agets"
 
@@ -182,5 +185,8 @@ def test_a_dead_server_is_unavailable_naming_it():
     store = kvdex.RedisKVStore(redis_uri=f"redis://127.0.0.1:{port}?retries=1&backoff_ms=1")
     with pytest.raises(kvdex.UnavailableError, match=f"127.0.0.1:{port}"):
         store.get("k")
+    async def aget():
+        return await store.aget("k")
+
     with pytest.raises(kvdex.UnavailableError, match=f"127.0.0.1:{port}"):
-        asyncio.run(store.aget("k"))
+        asyncio.run(aget())

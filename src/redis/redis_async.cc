@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -33,6 +34,9 @@ class RedisEventLoop {
     {
       MutexLock lock(mu_);
       tasks_.push_back(std::move(task));
+      // One wake-up per batch: a loop that has not yet drained the queue will see
+      // this task too, so a burst of calls costs one eventfd write, not one each.
+      if (tasks_.size() > 1) return;
     }
     const std::uint64_t one = 1;
     while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
@@ -163,6 +167,13 @@ RedisEventLoop& redis_event_loop_for(std::size_t index) {
 
 bool on_redis_event_loop(const RedisEventLoop& loop) { return loop.on_loop(); }
 
+bool on_any_redis_event_loop() {
+  for (std::size_t i = 0; i < kLoopThreads; ++i) {
+    if (redis_event_loop_for(i).on_loop()) return true;
+  }
+  return false;
+}
+
 void post_to_redis_event_loop(RedisEventLoop& loop, std::function<void()> task) {
   loop.post(std::move(task));
 }
@@ -188,14 +199,25 @@ void AsyncRedisConnection::submit(std::shared_ptr<AsyncRequest> request) {
 }
 
 void AsyncRedisConnection::shutdown() {
-  loop_.post([self = shared_from_this()] {
+  auto close = [self = shared_from_this()] {
     self->closed_ = true;
     if (self->context_ != nullptr) {
       self->fail(std::make_exception_ptr(
           Error(ErrorCode::kFailedPrecondition, "the Redis store was closed")));
     }
     if (self->context_ == nullptr) self->loop_.forget(self.get());
+  };
+  if (on_any_redis_event_loop()) {
+    loop_.post(std::move(close));
+    return;
+  }
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> closed = done->get_future();
+  loop_.post([close = std::move(close), done] {
+    close();
+    done->set_value();
   });
+  closed.wait();
 }
 
 bool AsyncRedisConnection::connect() {

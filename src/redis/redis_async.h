@@ -72,7 +72,9 @@ class AsyncRedisConnection : public std::enable_shared_from_this<AsyncRedisConne
   ~AsyncRedisConnection();
 
   void submit(std::shared_ptr<AsyncRequest> request);
-  // Closes the connection (failing what is still in flight) on its loop thread.
+  // Closes the connection (failing what is still in flight) on its loop thread, and
+  // waits until it is closed unless called from a loop thread (a Future callback),
+  // where waiting could deadlock two loops.
   void shutdown();
 
   // Loop-thread entry points (the adapter and the loop call these).
@@ -110,6 +112,8 @@ class AsyncRedisConnection : public std::enable_shared_from_this<AsyncRedisConne
 // (recreated in a child after fork()). Connections are spread over them.
 RedisEventLoop& redis_event_loop_for(std::size_t index);
 bool on_redis_event_loop(const RedisEventLoop& loop);
+// True on any of the loop threads.
+bool on_any_redis_event_loop();
 void post_to_redis_event_loop(RedisEventLoop& loop, std::function<void()> task);
 
 }  // namespace kvdex::detail

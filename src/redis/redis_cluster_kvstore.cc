@@ -147,34 +147,28 @@ struct RedisClusterKVStore::Impl {
                                              std::to_string(slot) + " (cluster down?)");
   }
 
-  // After a redirection: updates the map (MOVED) or waits for the migration (ASK).
-  void follow(const ClusterRedirectError& error, const ClusterNode& sender, std::uint64_t seen,
-              int attempt) KVDEX_EXCLUDES(mu, refresh_mu) {
-    const std::optional<ClusterRedirect> redirect =
-        redis::parse_cluster_redirect(error.reply(), sender);
-    if (!redirect) throw error;
-    if (redirect->kind == ClusterRedirect::Kind::kMoved) {
-      {
-        MutexLock lock(mu);
-        map.assign_slot(redirect->slot, redirect->target);
-      }
-      // One slot moved: others probably did too (a reshard or a failover).
-      try {
-        refresh(seen);
-      } catch (const Error&) {
-        // The assigned slot is enough to go on; the next MOVED refreshes again.
-      }
-    } else {
-      // The slot is being migrated: its keys answer ASK until the migration ends and
-      // the source answers MOVED.
-      std::this_thread::sleep_for(std::chrono::milliseconds(5 * (attempt + 1)));
+  // After a MOVED: the slot is assigned to its new master at once, then the whole map
+  // is read again (one slot moved: others probably did too, a reshard or a failover).
+  void follow_moved(const ClusterRedirect& redirect, std::uint64_t seen)
+      KVDEX_EXCLUDES(mu, refresh_mu) {
+    {
+      MutexLock lock(mu);
+      map.assign_slot(redirect.slot, redirect.target);
+    }
+    try {
+      refresh(seen);
+    } catch (const Error&) {
+      // The assigned slot is enough to go on; the next MOVED refreshes again.
     }
   }
 
-  // Runs fn(Node&) on the node serving redis_key, following redirections and a master
-  // that went away (if the map then names another master for the slot).
-  template <class Fn>
-  auto with_routing(std::string_view redis_key, Fn&& fn) -> decltype(fn(std::declval<Node&>())) {
+  // Runs fn(Node&) on the node serving redis_key, following MOVED (map updated, fn
+  // again), ASK (ask(Node&) on the node named: the same operation sent after ASKING, on
+  // a raw connection) and a master that went away (if the map then names another master
+  // for the slot).
+  template <class Fn, class AskFn>
+  auto with_routing(std::string_view redis_key, Fn&& fn, AskFn&& ask)
+      -> decltype(fn(std::declval<Node&>())) {
     for (int attempt = 0;; ++attempt) {
       std::uint64_t seen = 0;
       std::shared_ptr<Node> target = route(redis_key, &seen);
@@ -182,7 +176,22 @@ struct RedisClusterKVStore::Impl {
         return fn(*target);
       } catch (const ClusterRedirectError& error) {
         if (!options.cluster || attempt >= kMaxRedirects) throw;
-        follow(error, target->address, seen, attempt);
+        const std::optional<ClusterRedirect> redirect =
+            redis::parse_cluster_redirect(error.reply(), target->address);
+        if (!redirect) throw;
+        if (redirect->kind == ClusterRedirect::Kind::kMoved) {
+          follow_moved(*redirect, seen);
+          continue;
+        }
+        // ASK: the slot is being migrated and the key is (or will be created) on the
+        // target. The map stays as it is: the source still owns the slot.
+        try {
+          return ask(*node(redirect->target));
+        } catch (const ClusterRedirectError&) {
+          // The migration ended meanwhile (the target answered MOVED, or the source took
+          // the slot back): route again.
+          std::this_thread::sleep_for(std::chrono::milliseconds(attempt + 1));
+        }
       } catch (const Error& error) {
         if (!options.cluster || error.code() != ErrorCode::kUnavailable || attempt >= kMaxRedirects)
           throw;
@@ -198,13 +207,135 @@ struct RedisClusterKVStore::Impl {
     }
   }
 
+  // ---- ASK: the operations sent after ASKING on a raw connection ---------------------
+
+  // Sends `count` commands (RESP), each group opened by ASKING, to `target`; returns the
+  // replies. A MOVED/ASK reply is thrown as ClusterRedirectError, another error reply
+  // as its kvdex code naming `context`.
+  std::vector<detail::RedisReplyPtr> asking(Node& target, const std::string& commands,
+                                            std::size_t count, std::string_view context) {
+    std::vector<detail::RedisReplyPtr> replies = target.raw->run(
+        [&](detail::RedisConnection& connection) { return connection.pipeline(commands, count); });
+    for (const auto& reply : replies) check_asked_reply(*reply, target, context);
+    return replies;
+  }
+
+  static void check_asked_reply(const redisReply& reply, const Node& target,
+                                std::string_view context) {
+    if (reply.type == REDIS_REPLY_ERROR)
+      detail::throw_reply_error(detail::reply_text(&reply), target.address.address(), context);
+    if (reply.type == REDIS_REPLY_ARRAY) {
+      for (std::size_t i = 0; i < reply.elements; ++i) {
+        if (reply.element[i]->type == REDIS_REPLY_ERROR)
+          detail::throw_reply_error(detail::reply_text(reply.element[i]), target.address.address(),
+                                    context);
+      }
+    }
+  }
+
+  static EncodedValue decode(std::string_view text, std::string_view hash, std::string_view key) {
+    if (json::is_dumps_object(text)) return EncodedValue::adopt_canonical(text, nullptr);
+    try {
+      return EncodedValue::parse(text);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kCorruption, "the value of key " + quoted(key) + " in hash " +
+                                              quoted(hash) +
+                                              " is not JSON object text: " + e.what());
+    }
+  }
+
+  std::optional<EncodedValue> ask_get(Node& target, std::string_view hash, std::string_view key) {
+    std::string commands;
+    detail::append_resp_command(commands, {"ASKING"});
+    detail::append_resp_command(commands, {"HGET", hash, key});
+    auto replies = asking(target, commands, 2, "HGET on " + quoted(hash));
+    if (replies[1]->type == REDIS_REPLY_NIL) return std::nullopt;
+    return decode(detail::reply_text(replies[1].get()), hash, key);
+  }
+
+  bool ask_remove(Node& target, std::string_view hash, std::string_view key) {
+    std::string commands;
+    detail::append_resp_command(commands, {"ASKING"});
+    detail::append_resp_command(commands, {"HDEL", hash, key});
+    return asking(target, commands, 2, "HDEL on " + quoted(hash))[1]->integer > 0;
+  }
+
+  std::uint64_t ask_count(Node& target, std::string_view hash) {
+    std::string commands;
+    detail::append_resp_command(commands, {"ASKING"});
+    detail::append_resp_command(commands, {"HLEN", hash});
+    return static_cast<std::uint64_t>(
+        asking(target, commands, 2, "HLEN on " + quoted(hash))[1]->integer);
+  }
+
+  void ask_scan(Node& target, std::string_view hash, const ScanVisitor& visit) {
+    const std::string count = std::to_string(options.scan_count);
+    std::string cursor = "0";
+    do {
+      std::string commands;
+      detail::append_resp_command(commands, {"ASKING"});
+      detail::append_resp_command(commands, {"HSCAN", hash, cursor, "COUNT", count});
+      auto replies = asking(target, commands, 2, "HSCAN on " + quoted(hash));
+      const redisReply& page = *replies[1];
+      if (page.type != REDIS_REPLY_ARRAY || page.elements != 2 ||
+          page.element[1]->type != REDIS_REPLY_ARRAY)
+        throw Error(ErrorCode::kInternal, "malformed HSCAN reply from " + target.address.address());
+      const redisReply& items = *page.element[1];
+      for (std::size_t i = 0; i + 1 < items.elements; i += 2) {
+        const std::string_view key = detail::reply_text(items.element[i]);
+        const EncodedValue value = decode(detail::reply_text(items.element[i + 1]), hash, key);
+        visit(key, value.text());
+      }
+      cursor = std::string(detail::reply_text(page.element[0]));
+    } while (cursor != "0");
+  }
+
+  // A batch whose ops all land in one slot: ASKING, MULTI, one HSET/HDEL per op, EXEC
+  // (ASKING holds for the whole transaction: Redis clears it after a command outside
+  // MULTI only).
+  void ask_write(Node& target, const WriteBatch& batch) {
+    std::string commands;
+    detail::append_resp_command(commands, {"ASKING"});
+    detail::append_resp_command(commands, {"MULTI"});
+    for (const auto& op : batch.ops()) {
+      const std::string& hash = batch.collection_of(op);
+      if (op.value) {
+        detail::append_resp_command(commands, {"HSET", hash, op.key, op.value->text()});
+      } else {
+        detail::append_resp_command(commands, {"HDEL", hash, op.key});
+      }
+    }
+    detail::append_resp_command(commands, {"EXEC"});
+    auto replies = asking(target, commands, batch.size() + 3, "a batch");
+    if (replies.back()->type != REDIS_REPLY_ARRAY)
+      throw Error(ErrorCode::kInternal,
+                  "Redis at " + target.address.address() + ": a batch's EXEC was aborted");
+  }
+
+  void ask_put_all(Node& target, std::span<const EncodedKeyValue> pairs, std::string_view hash,
+                   int batch_size) {
+    for (std::size_t first = 0; first < pairs.size();
+         first += static_cast<std::size_t>(batch_size)) {
+      WriteBatch batch;
+      const std::size_t end = std::min(pairs.size(), first + static_cast<std::size_t>(batch_size));
+      for (std::size_t i = first; i < end; ++i) batch.put(hash, pairs[i].first, pairs[i].second);
+      ask_write(target, batch);
+    }
+  }
+
   // One raw command on the node serving redis_key; error replies MOVED/ASK are thrown
   // as ClusterRedirectError (so with_routing follows them), others returned.
   detail::RedisReplyPtr raw_command(std::string_view redis_key,
                                     std::initializer_list<std::string_view> args) {
-    return with_routing(redis_key, [&](Node& target) {
-      detail::RedisReplyPtr reply = target.raw->run(
-          [&](detail::RedisConnection& connection) { return connection.command(args); });
+    const auto send = [&](Node& target, bool ask) {
+      std::string commands;
+      if (ask) detail::append_resp_command(commands, {"ASKING"});
+      detail::append_resp_command(commands, args);
+      std::vector<detail::RedisReplyPtr> replies =
+          target.raw->run([&](detail::RedisConnection& connection) {
+            return connection.pipeline(commands, ask ? 2 : 1);
+          });
+      detail::RedisReplyPtr reply = std::move(replies.back());
       if (reply->type == REDIS_REPLY_ERROR) {
         const std::string_view text = detail::reply_text(reply.get());
         if (text.starts_with("MOVED ") || text.starts_with("ASK "))
@@ -212,7 +343,10 @@ struct RedisClusterKVStore::Impl {
                                      std::string(text));
       }
       return reply;
-    });
+    };
+    return with_routing(
+        redis_key, [&](Node& target) { return send(target, false); },
+        [&](Node& target) { return send(target, true); });
   }
 
   // ---- Layouts --------------------------------------------------------------------
@@ -280,10 +414,11 @@ struct RedisClusterKVStore::Impl {
 
   // In LlamaIndex's layout, WRONGTYPE on a collection may mean it is a sharded one:
   // say so by name.
-  template <class Fn>
-  auto plain(std::string_view collection, Fn&& fn) -> decltype(fn(std::declval<Node&>())) {
+  template <class Fn, class AskFn>
+  auto plain(std::string_view collection, Fn&& fn, AskFn&& ask)
+      -> decltype(fn(std::declval<Node&>())) {
     try {
-      return with_routing(collection, fn);
+      return with_routing(collection, fn, ask);
     } catch (const Error& error) {
       if (error.code() != ErrorCode::kFailedPrecondition) throw;
       detail::RedisReplyPtr reply = raw_command(collection, {"GET", collection});
@@ -337,6 +472,11 @@ struct RedisClusterKVStore::Impl {
 RedisClusterKVStore::RedisClusterKVStore(const RedisOptions& options) {
   RedisOptions checked = options;
   detail::check_redis_options(checked);
+  if (checked.cluster && checked.db != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a Redis Cluster has database 0 only; the URI asks for database " +
+                    std::to_string(checked.db));
+  }
   impl_ = std::make_shared<Impl>(checked);
 }
 
@@ -388,13 +528,15 @@ void RedisClusterKVStore::write(const WriteBatch& batch) {
       part.remove(hash, op.key);
     }
   }
-  for (auto& [slot, part] : per_slot) {
-    const std::string& key = slot_key[slot];
+  for (const auto& entry : per_slot) {
+    const WriteBatch& part = entry.second;
+    const std::string& key = slot_key[entry.first];
     const auto run = [&](Node& target) { target.store->write(part); };
+    const auto ask = [&](Node& target) { impl_->ask_write(target, part); };
     if (impl_->options.shards > 0) {
-      impl_->with_routing(key, run);
+      impl_->with_routing(key, run, ask);
     } else {
-      impl_->plain(key, run);
+      impl_->plain(key, run, ask);
     }
   }
 }
@@ -438,9 +580,10 @@ void RedisClusterKVStore::put_all_encoded(std::span<const EncodedKeyValue> pairs
   impl_->check_writable();
   if (pairs.empty()) return;
   if (impl_->options.shards == 0) {
-    impl_->plain(collection, [&](Node& target) {
-      target.store->put_all_encoded(pairs, collection, batch_size);
-    });
+    impl_->plain(
+        collection,
+        [&](Node& target) { target.store->put_all_encoded(pairs, collection, batch_size); },
+        [&](Node& target) { impl_->ask_put_all(target, pairs, collection, batch_size); });
     return;
   }
   for (const auto& [key, value] : pairs) detail::check_name(key, "key");
@@ -462,23 +605,27 @@ void RedisClusterKVStore::put_all_encoded(std::span<const EncodedKeyValue> pairs
   }
   for (const std::size_t i : wait_all<void>(futures, nullptr)) {
     const std::size_t s = shard_of_future[i];
-    impl_->with_routing(layout->hash_names[s], [&](Node& target) {
-      target.store->put_all_encoded(per_shard[s], layout->hash_names[s], batch_size);
-    });
+    const std::string& hash = layout->hash_names[s];
+    impl_->with_routing(
+        hash, [&](Node& target) { target.store->put_all_encoded(per_shard[s], hash, batch_size); },
+        [&](Node& target) { impl_->ask_put_all(target, per_shard[s], hash, batch_size); });
   }
 }
 
 bool RedisClusterKVStore::remove(std::string_view key, std::string_view collection) {
   impl_->check_writable();
   if (impl_->options.shards == 0) {
-    return impl_->plain(collection,
-                        [&](Node& target) { return target.store->remove(key, collection); });
+    return impl_->plain(
+        collection, [&](Node& target) { return target.store->remove(key, collection); },
+        [&](Node& target) { return impl_->ask_remove(target, collection, key); });
   }
   const auto layout = impl_->sharded(collection, false);
   if (!layout) return false;
   const std::string& hash =
       (*layout)->hash_names[static_cast<std::size_t>(redis::shard_of_key(key, (*layout)->shards))];
-  return impl_->with_routing(hash, [&](Node& target) { return target.store->remove(key, hash); });
+  return impl_->with_routing(
+      hash, [&](Node& target) { return target.store->remove(key, hash); },
+      [&](Node& target) { return impl_->ask_remove(target, hash, key); });
 }
 
 // ---- Reads ----------------------------------------------------------------------------
@@ -486,21 +633,48 @@ bool RedisClusterKVStore::remove(std::string_view key, std::string_view collecti
 std::optional<EncodedValue> RedisClusterKVStore::get_encoded(std::string_view key,
                                                              std::string_view collection) {
   if (impl_->options.shards == 0) {
-    return impl_->plain(collection,
-                        [&](Node& target) { return target.store->get_encoded(key, collection); });
+    return impl_->plain(
+        collection, [&](Node& target) { return target.store->get_encoded(key, collection); },
+        [&](Node& target) { return impl_->ask_get(target, collection, key); });
   }
   const auto layout = impl_->sharded(collection, false);
   if (!layout) return std::nullopt;
   const std::string& hash =
       (*layout)->hash_names[static_cast<std::size_t>(redis::shard_of_key(key, (*layout)->shards))];
-  return impl_->with_routing(hash,
-                             [&](Node& target) { return target.store->get_encoded(key, hash); });
+  return impl_->with_routing(
+      hash, [&](Node& target) { return target.store->get_encoded(key, hash); },
+      [&](Node& target) { return impl_->ask_get(target, hash, key); });
 }
+
+namespace {
+
+// get_all of one hash through scan (the ASK path): HSCAN may repeat a field, the last
+// one wins.
+std::vector<EncodedKeyValue> collect(const std::function<void(const ScanVisitor&)>& scan) {
+  std::vector<EncodedKeyValue> out;
+  std::unordered_map<std::string, std::size_t> seen;
+  scan([&](std::string_view key, std::string_view text) {
+    EncodedValue value = EncodedValue::adopt_canonical(text, nullptr);
+    auto [it, inserted] = seen.try_emplace(std::string(key), out.size());
+    if (inserted) {
+      out.emplace_back(it->first, std::move(value));
+    } else {
+      out[it->second].second = std::move(value);
+    }
+  });
+  return out;
+}
+
+}  // namespace
 
 std::vector<EncodedKeyValue> RedisClusterKVStore::get_all_encoded(std::string_view collection) {
   if (impl_->options.shards == 0) {
-    return impl_->plain(collection,
-                        [&](Node& target) { return target.store->get_all_encoded(collection); });
+    return impl_->plain(
+        collection, [&](Node& target) { return target.store->get_all_encoded(collection); },
+        [&](Node& target) {
+          return collect(
+              [&](const ScanVisitor& visit) { impl_->ask_scan(target, collection, visit); });
+        });
   }
   const auto layout = impl_->sharded(collection, false);
   if (!layout) return {};
@@ -513,8 +687,12 @@ std::vector<EncodedKeyValue> RedisClusterKVStore::get_all_encoded(std::string_vi
   }
   std::vector<std::optional<std::vector<EncodedKeyValue>>> parts(names.size());
   for (const std::size_t i : wait_all(futures, &parts)) {
+    const std::string& hash = names[i];
     parts[i].emplace(impl_->with_routing(
-        names[i], [&](Node& target) { return target.store->get_all_encoded(names[i]); }));
+        hash, [&](Node& target) { return target.store->get_all_encoded(hash); },
+        [&](Node& target) {
+          return collect([&](const ScanVisitor& visit) { impl_->ask_scan(target, hash, visit); });
+        }));
   }
   std::size_t total = 0;
   for (const auto& part : parts) total += part->size();
@@ -525,28 +703,37 @@ std::vector<EncodedKeyValue> RedisClusterKVStore::get_all_encoded(std::string_vi
 }
 
 void RedisClusterKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
+  // A redirection restarts a hash's scan: a key may then be visited twice, as HSCAN
+  // itself allows.
   if (impl_->options.shards == 0) {
-    impl_->plain(collection, [&](Node& target) { target.store->scan(collection, visit); });
+    impl_->plain(
+        collection, [&](Node& target) { target.store->scan(collection, visit); },
+        [&](Node& target) { impl_->ask_scan(target, collection, visit); });
     return;
   }
   const auto layout = impl_->sharded(collection, false);
   if (!layout) return;
   for (const std::string& hash : (*layout)->hash_names) {
-    // A redirection restarts this shard's scan: a key may then be visited twice, as
-    // HSCAN itself allows.
-    impl_->with_routing(hash, [&](Node& target) { target.store->scan(hash, visit); });
+    impl_->with_routing(
+        hash, [&](Node& target) { target.store->scan(hash, visit); },
+        [&](Node& target) { impl_->ask_scan(target, hash, visit); });
   }
 }
 
 std::uint64_t RedisClusterKVStore::count(std::string_view collection) {
   if (impl_->options.shards == 0) {
-    return impl_->plain(collection, [&](Node& target) { return target.store->count(collection); });
+    return impl_->plain(
+        collection, [&](Node& target) { return target.store->count(collection); },
+        [&](Node& target) { return impl_->ask_count(target, collection); });
   }
   const auto layout = impl_->sharded(collection, false);
   if (!layout) return 0;
   std::uint64_t total = 0;
-  for (const std::string& hash : (*layout)->hash_names)
-    total += impl_->with_routing(hash, [&](Node& target) { return target.store->count(hash); });
+  for (const std::string& hash : (*layout)->hash_names) {
+    total += impl_->with_routing(
+        hash, [&](Node& target) { return target.store->count(hash); },
+        [&](Node& target) { return impl_->ask_count(target, hash); });
+  }
   return total;
 }
 

@@ -101,10 +101,10 @@ RedisConnection::RedisConnection(const RedisOptions& options, std::string addres
     }
     throw Error(ErrorCode::kUnavailable, "Redis at " + address_ + " is unreachable: " + why);
   }
-  // A constructor that throws runs no destructor: free the context here.
   try {
     set_up(options);
   } catch (...) {
+    // A throwing constructor runs no destructor.
     redisFree(context_);
     context_ = nullptr;
     throw;
@@ -176,6 +176,25 @@ std::vector<RedisReplyPtr> RedisConnection::pipeline(std::string_view commands, 
   }
   broken_ = false;
   return replies;
+}
+
+void RedisConnection::send(std::string_view commands, std::size_t count) {
+  if (broken_) throw Error(ErrorCode::kInternal, "a broken Redis connection was reused");
+  owed_ += count;
+  if (redisAppendFormattedCommand(context_, commands.data(), commands.size()) != REDIS_OK)
+    fail("sending a command");
+  int done = 0;
+  while (!done) {
+    if (redisBufferWrite(context_, &done) != REDIS_OK) fail("sending a command");
+  }
+}
+
+RedisReplyPtr RedisConnection::read_reply() {
+  if (broken_ || owed_ == 0) throw Error(ErrorCode::kInternal, "no Redis reply is owed");
+  void* raw = nullptr;
+  if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) fail("reading a reply");
+  --owed_;
+  return RedisReplyPtr(static_cast<redisReply*>(raw));
 }
 
 RedisReplyPtr RedisConnection::command(std::initializer_list<std::string_view> args) {

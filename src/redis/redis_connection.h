@@ -68,11 +68,18 @@ class RedisConnection {
   std::vector<RedisReplyPtr> pipeline(std::string_view commands, std::size_t count);
   RedisReplyPtr command(std::initializer_list<std::string_view> args);
 
+  // Split pipelining: send() writes `count` commands to the socket without waiting;
+  // read_reply() reads the oldest reply still owed. broken() is true while replies
+  // are owed, so a connection abandoned between the two is never reused.
+  void send(std::string_view commands, std::size_t count);
+  RedisReplyPtr read_reply();
+
   // The connection failed (or a reply went unread): it must not be reused.
-  bool broken() const noexcept { return broken_; }
+  bool broken() const noexcept { return broken_ || owed_ > 0; }
   const std::string& address() const noexcept { return address_; }
 
  private:
+  void set_up(const RedisOptions& options);  // command timeout, AUTH, SELECT
   [[noreturn]] void fail(std::string_view doing);
   // Command timeout, AUTH and SELECT on a new connection; throws on refusal.
   void set_up(const RedisOptions& options);
@@ -81,6 +88,7 @@ class RedisConnection {
   std::chrono::milliseconds command_timeout_;
   redisContext* context_ = nullptr;
   bool broken_ = false;
+  std::size_t owed_ = 0;  // replies of send() not yet read
 };
 
 // At most `pool_size` connections to one server, opened on demand; callers wait

@@ -353,37 +353,58 @@ void RedisKVStore::scan(std::string_view collection, const ScanVisitor& visit) {
   RedisNode& target = impl_->route(collection);
   const std::string count = std::to_string(impl_->options.scan_count);
   const std::string context = describe("HSCAN", collection);
+  // The cursor of the next page not yet visited: a retry on a new connection resumes
+  // there (a cursor is valid on any connection), so no entry is visited twice by it.
   std::string cursor = "0";
-  do {
-    detail::RedisReplyPtr reply = target.pool.run([&](RedisConnection& connection) {
-      return connection.command({"HSCAN", collection, cursor, "COUNT", count});
-    });
-    const ScanPage page = scan_page(*reply, context, impl_->address);
-    for (std::size_t i = 0; i + 1 < page.items->elements; i += 2) {
-      const std::string_view key = reply_text(page.items->element[i]);
-      const std::string_view text = reply_text(page.items->element[i + 1]);
-      if (json::is_dumps_object(text)) {
-        visit(key, text);
-      } else {
-        const EncodedValue value = decode_field(text, collection, key, impl_->address);
-        visit(key, value.text());
+  bool finished = false;
+  target.pool.run([&](RedisConnection& connection) {
+    std::string request;
+    detail::append_resp_command(request, {"HSCAN", collection, cursor, "COUNT", count});
+    connection.send(request, 1);
+    while (!finished) {
+      const detail::RedisReplyPtr reply = connection.read_reply();
+      const ScanPage page = scan_page(*reply, context, impl_->address);
+      // Ask for the next page before visiting this one: the server builds it while
+      // this thread checks and hands on the current one.
+      if (page.cursor != "0") {
+        request.clear();
+        detail::append_resp_command(request, {"HSCAN", collection, page.cursor, "COUNT", count});
+        connection.send(request, 1);
       }
+      for (std::size_t i = 0; i + 1 < page.items->elements; i += 2) {
+        const std::string_view key = reply_text(page.items->element[i]);
+        const std::string_view text = reply_text(page.items->element[i + 1]);
+        if (json::is_dumps_object(text)) {
+          visit(key, text);
+        } else {
+          const EncodedValue value = decode_field(text, collection, key, impl_->address);
+          visit(key, value.text());
+        }
+      }
+      cursor = page.cursor;
+      finished = cursor == "0";
     }
-    cursor = page.cursor;
-  } while (cursor != "0");
+  });
 }
 
 std::vector<EncodedKeyValue> RedisKVStore::get_all_encoded(std::string_view collection) {
   std::vector<EncodedKeyValue> out;
-  std::unordered_map<std::string, std::size_t> seen;  // HSCAN may repeat a field
+  // HSCAN may return a field twice (the hash was resized during the scan): index the
+  // keys by hash, without copying them, and keep the last value.
+  std::unordered_multimap<std::size_t, std::size_t> seen;
+  const std::hash<std::string_view> hash;
   scan(collection, [&](std::string_view key, std::string_view text) {
     EncodedValue value = EncodedValue::adopt_canonical(text, nullptr);
-    auto [it, inserted] = seen.try_emplace(std::string(key), out.size());
-    if (!inserted) {
-      out[it->second].second = std::move(value);
-      return;
+    const std::size_t h = hash(key);
+    auto [first, last] = seen.equal_range(h);
+    for (auto it = first; it != last; ++it) {
+      if (out[it->second].first == key) {
+        out[it->second].second = std::move(value);
+        return;
+      }
     }
-    out.emplace_back(it->first, std::move(value));
+    seen.emplace(h, out.size());
+    out.emplace_back(std::string(key), std::move(value));
   });
   return out;
 }

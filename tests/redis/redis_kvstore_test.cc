@@ -86,7 +86,12 @@ TEST(RedisUri, RefusesTlsAndBadInputClearly) {
   KVDEX_EXPECT_ERROR(parse_redis_uri("redis://h:1/x"), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(parse_redis_uri("redis://h:1?pool=0"), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(parse_redis_uri("redis://%zz@h"), ErrorCode::kInvalidArgument);
-  KVDEX_EXPECT_ERROR(kvdex::open("redis://127.0.0.1:1?cluster=1"), ErrorCode::kNotSupported);
+  // cluster=1 and shards=N are RedisClusterKVStore's (tests/redis_cluster/); a plain
+  // RedisKVStore refuses them.
+  EXPECT_NE(dynamic_cast<RedisClusterKVStore*>(kvdex::open("redis://127.0.0.1:1?cluster=1").get()),
+            nullptr);
+  KVDEX_EXPECT_ERROR(RedisKVStore(parse_redis_uri("redis://127.0.0.1:1?shards=2")),
+                     ErrorCode::kInvalidArgument);
 }
 
 // ---- Layout -----------------------------------------------------------------------

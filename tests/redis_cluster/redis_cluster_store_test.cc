@@ -205,6 +205,7 @@ TEST(RedisClusterStore, ConstructingAPlainRedisKVStoreWithClusterIsRefused) {
                      ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1?shards=0x"), ErrorCode::kInvalidArgument);
   KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1?shards=1025"), ErrorCode::kInvalidArgument);
+  KVDEX_EXPECT_ERROR(open("redis://127.0.0.1:1/2?cluster=1"), ErrorCode::kInvalidArgument);
 }
 
 TEST(RedisClusterStore, AStoreOnANonClusterServerSaysSo) {
@@ -251,27 +252,32 @@ TEST(RedisClusterStore, CallsKeepWorkingAcrossASlotMigration) {
   const std::uint64_t refreshes_before = store.slot_map_refreshes();
   const int slot = redis::key_hash_slot("docstore/data");
   int to = 0;
-  std::atomic<bool> migrated{false};
-  std::thread reader;
   migrate_slot(slot, &to, [&] {
-    // Half migrated: the source answers ASK for the moved hash. A read started now is
-    // answered once the migration completes (ASK is followed until MOVED comes).
-    reader = std::thread([&] {
-      EXPECT_EQ(store.get("doc-3", "docstore/data"), doc(3));
-      migrated = true;
-    });
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Half migrated: the hash is on the target, the source still owns the slot and
+    // answers ASK. Every call is answered by the target after ASKING.
+    EXPECT_EQ(store.get("doc-3", "docstore/data"), doc(3));
+    store.put("doc-mid", doc(1000), "docstore/data");
+    EXPECT_TRUE(store.remove("doc-4", "docstore/data"));
+    store.put_all(docs(5, 300), "docstore/data", 2);
+    EXPECT_EQ(store.count("docstore/data"), 205u);
+    EXPECT_EQ(store.get_all("docstore/data").size(), 205u);
+    std::size_t scanned = 0;
+    store.scan("docstore/data", [&](std::string_view, std::string_view) { ++scanned; });
+    EXPECT_EQ(scanned, 205u);
+    // Nothing was written on the source, and the map was not changed by ASK.
+    EXPECT_EQ(redis_command_text(to, {"ASKING"}), "OK");
+    EXPECT_EQ(store.slot_map_refreshes(), refreshes_before);
   });
-  reader.join();
-  EXPECT_TRUE(migrated);
   EXPECT_EQ(shared_cluster().master_port_for_slot(slot, shared_cluster().first_port()), to);
-  // The store's old map names the old master: MOVED, map refreshed, call answered.
+  // The store's map still names the old master: MOVED, map refreshed, call answered.
   EXPECT_EQ(store.get("doc-150", "docstore/data"), doc(150));
+  EXPECT_EQ(store.get("doc-mid", "docstore/data"), doc(1000));
+  EXPECT_FALSE(store.get("doc-4", "docstore/data").has_value());
   store.put("doc-200", doc(200), "docstore/data");
-  EXPECT_EQ(store.count("docstore/data"), 201u);
+  EXPECT_EQ(store.count("docstore/data"), 206u);
   EXPECT_EQ(store.aget("doc-199", "docstore/data").get(), doc(199));
   EXPECT_GT(store.slot_map_refreshes(), refreshes_before);
-  EXPECT_EQ(redis_command_text(to, {"HLEN", "docstore/data"}), "201");
+  EXPECT_EQ(redis_command_text(to, {"HLEN", "docstore/data"}), "206");
 }
 
 TEST(RedisClusterStore, ShardedCollectionSurvivesAShardMigration) {
@@ -279,9 +285,13 @@ TEST(RedisClusterStore, ShardedCollectionSurvivesAShardMigration) {
   store->put_all(docs(600), "big");
   const std::string hash = redis::shard_hash_name("big", 1, 3);
   int to = 0;
-  migrate_slot(redis::key_hash_slot(hash), &to, [] {});
-  EXPECT_EQ(store->get_all("big").size(), 600u);
-  store->put_all(docs(100, 600), "big");
+  migrate_slot(redis::key_hash_slot(hash), &to, [&] {
+    EXPECT_EQ(store->get_all("big").size(), 600u);  // one shard answered after ASKING
+    store->put_all(docs(30, 600), "big", 7);
+    EXPECT_EQ(store->count("big"), 630u);
+  });
+  EXPECT_EQ(store->get_all("big").size(), 630u);
+  store->put_all(docs(70, 630), "big");
   EXPECT_EQ(store->count("big"), 700u);
   EXPECT_EQ(store->aget_all("big").get().size(), 700u);
 }
