@@ -81,8 +81,6 @@ class RedisConnection {
  private:
   void set_up(const RedisOptions& options);  // command timeout, AUTH, SELECT
   [[noreturn]] void fail(std::string_view doing);
-  // Command timeout, AUTH and SELECT on a new connection; throws on refusal.
-  void set_up(const RedisOptions& options);
 
   std::string address_;
   std::chrono::milliseconds command_timeout_;
