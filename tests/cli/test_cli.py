@@ -398,7 +398,8 @@ def test_a_foreign_lmdb_environment_is_not_supported_exit_6(tmp_path):
 def big_store(tmp_path):
     """A json: store whose listings are much larger than a pipe's buffer."""
     path = tmp_path / "big.json"
-    path.write_text(json.dumps({"data": {f"key-{i:06d}": {"v": "x" * 40} for i in range(5000)}}))
+    # keys lists 11 bytes per key: 20,000 of them are 220 KB, over 64 KB pipes.
+    path.write_text(json.dumps({"data": {f"key-{i:06d}": {"v": "x" * 40} for i in range(20000)}}))
     return path
 
 
