@@ -211,6 +211,7 @@ std::vector<PgCommand> build_write_commands(const WriteBatch& batch, const PgTar
       const std::size_t end = std::min(rows.size(), start + kMaxRowsPerStatement);
       PgCommand& command = commands.emplace_back();
       command.sql = sql_upsert(target, end - start);
+      command.upsert_rows = end - start;
       command.description = "put of " + std::to_string(end - start) + " keys in collection '" +
                             escape_for_message(group_collection) + "'";
       const std::size_t nparams = 1 + 2 * (end - start);

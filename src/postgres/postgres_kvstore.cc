@@ -253,25 +253,59 @@ void setup_table(PooledConnection& connection, PgTarget& target, const std::stri
 
 // Sends `commands` as one pipeline ending in a sync (one implicit transaction) and
 // reads every result; the first failure is thrown after the pipeline is drained.
+// Upserts run as statements prepared on the connection (prepared in the same
+// pipeline the first time a row count is met; at most kMaxPreparedUpserts counts).
 void run_pipeline(PooledConnection& connection, const PgTarget& target,
                   const std::vector<PgCommand>& commands) {
+  constexpr std::size_t kMaxPreparedUpserts = 16;
   PGconn* conn = connection.conn.get();
+  struct Sent {
+    const PgCommand* command;
+    std::size_t prepares_rows;  // nonzero: this result is the prepare of that upsert
+  };
+  std::vector<Sent> sent;
+  sent.reserve(commands.size() + 2);
+  std::string name;
   if (PQenterPipelineMode(conn) != 1) throw_pg_failure(conn, nullptr, target, "pipeline mode");
   for (const PgCommand& command : commands) {
-    if (command.send(conn) != 1) throw_pg_failure(conn, nullptr, target, command.description);
+    const std::size_t rows = command.upsert_rows;
+    const auto& prepared = connection.prepared_upserts;
+    const bool known =
+        rows > 0 && std::find(prepared.begin(), prepared.end(), rows) != prepared.end();
+    const bool cacheable = rows > 0 && (known || prepared.size() < kMaxPreparedUpserts);
+    int ok = 1;
+    if (cacheable) {
+      name = "kvdex_upsert_" + std::to_string(rows);
+      if (!known) {
+        ok = PQsendPrepare(conn, name.c_str(), command.sql.c_str(), 0, nullptr);
+        sent.push_back(Sent{&command, rows});
+      }
+      if (ok == 1) {
+        ok = PQsendQueryPrepared(conn, name.c_str(), static_cast<int>(command.params.size()),
+                                 command.params.data(), command.lengths.data(),
+                                 command.formats.data(), 0);
+      }
+    } else {
+      ok = command.send(conn);
+    }
+    if (ok != 1) throw_pg_failure(conn, nullptr, target, command.description);
+    sent.push_back(Sent{&command, 0});
   }
   if (PQpipelineSync(conn) != 1) throw_pg_failure(conn, nullptr, target, "pipeline sync");
   PgResult first_failure;
   std::string failed_command;
-  for (const PgCommand& command : commands) {
+  for (const Sent& item : sent) {
     PgResult r(PQgetResult(conn));
-    if (!r) throw_pg_failure(conn, nullptr, target, command.description);
+    if (!r) throw_pg_failure(conn, nullptr, target, item.command->description);
     const ExecStatusType status = PQresultStatus(r.get());
+    if (item.prepares_rows > 0 && status == PGRES_COMMAND_OK) {
+      connection.prepared_upserts.push_back(item.prepares_rows);
+    }
     if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED && !first_failure) {
       if (pg_connection_broken(conn, r.get()))
-        throw_pg_failure(conn, r.get(), target, command.description);
+        throw_pg_failure(conn, r.get(), target, item.command->description);
       first_failure = std::move(r);
-      failed_command = command.description;
+      failed_command = item.command->description;
     }
     PgResult end(PQgetResult(conn));
   }
