@@ -62,6 +62,8 @@ class LoopState {
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
   void dispatch(std::unique_ptr<AsyncRequest> request);
+  void dispatch_group(std::vector<std::unique_ptr<AsyncRequest>> group);
+  LoopConnection* choose_connection(std::exception_ptr& error);
   bool open(LoopConnection& connection, std::exception_ptr& error);
   bool send(LoopConnection& connection, AsyncRequest& request);
   void flush(LoopConnection& connection);
@@ -130,7 +132,22 @@ void LoopState::run() {
       incoming.push_front(std::move(retry_.back()));
       retry_.pop_back();
     }
-    for (auto& request : incoming) dispatch(std::move(request));
+    constexpr std::size_t kMaxGroup = 1000;
+    std::vector<std::unique_ptr<AsyncRequest>> group;
+    for (auto& request : incoming) {
+      if (request->groupable) {
+        group.push_back(std::move(request));
+        if (group.size() == kMaxGroup) {
+          dispatch_group(std::move(group));
+          group.clear();
+        }
+        continue;
+      }
+      if (!group.empty()) dispatch_group(std::move(group));
+      group.clear();
+      dispatch(std::move(request));
+    }
+    if (!group.empty()) dispatch_group(std::move(group));
     bool busy = !retry_.empty();
     for (const LoopConnection& c : connections_) busy = busy || !c.inflight.empty();
     if (stopping && !busy) break;
@@ -219,7 +236,7 @@ void LoopState::flush(LoopConnection& c) {
   }
 }
 
-void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
+LoopConnection* LoopState::choose_connection(std::exception_ptr& error) {
   LoopConnection* best = nullptr;
   for (LoopConnection& c : connections_) {
     if (!c.conn) continue;
@@ -229,18 +246,23 @@ void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
     // Open a closed connection when every open one is busy (or none is open).
     for (LoopConnection& c : connections_) {
       if (c.conn) continue;
-      std::exception_ptr error;
-      if (open(c, error)) {
-        best = &c;
-      } else if (best == nullptr) {
-        std::vector<PgResult> none;
-        complete(std::move(request), none, error);
-        return;
-      }
+      if (open(c, error)) best = &c;
       break;
     }
   }
+  return best;
+}
+
+void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
+  std::exception_ptr error;
+  LoopConnection* best = choose_connection(error);
+  if (best == nullptr) {
+    std::vector<PgResult> none;
+    complete(std::move(request), none, error);
+    return;
+  }
   ++request->attempts;
+  request->awaits_sync = true;
   if (!send(*best, *request)) {
     // The connection broke while sending: the request shares its in-flight peers' fate.
     if (best->conn) {
@@ -254,6 +276,33 @@ void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
   best->inflight.push_back(std::move(request));
 }
 
+void LoopState::dispatch_group(std::vector<std::unique_ptr<AsyncRequest>> group) {
+  std::exception_ptr error;
+  LoopConnection* best = choose_connection(error);
+  if (best == nullptr) {
+    for (auto& request : group) {
+      std::vector<PgResult> none;
+      complete(std::move(request), none, error);
+    }
+    return;
+  }
+  PGconn* conn = best->conn.get();
+  bool sent = true;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    AsyncRequest& request = *group[i];
+    ++request.attempts;
+    request.awaits_sync = i + 1 == group.size();
+    for (const PgCommand& command : request.commands) sent = sent && command.send(conn) == 1;
+  }
+  sent = sent && PQpipelineSync(conn) == 1;
+  for (auto& request : group) best->inflight.push_back(std::move(request));
+  if (!sent) {
+    fail_connection(*best);
+    return;
+  }
+  flush(*best);
+}
+
 void LoopState::read(LoopConnection& c) {
   PGconn* conn = c.conn.get();
   if (PQconsumeInput(conn) != 1) {
@@ -265,6 +314,7 @@ void LoopState::read(LoopConnection& c) {
     AsyncRequest& front = *c.inflight.front();
     if (raw == nullptr) {
       if (c.command_index < front.commands.size()) ++c.command_index;  // a command's end
+      if (c.command_index == front.commands.size() && !front.awaits_sync) finish_front(c);
       continue;
     }
     PgResult result(raw);
@@ -288,6 +338,13 @@ void LoopState::finish_front(LoopConnection& c) {
   c.results.clear();
   c.command_index = 0;
   std::exception_ptr error;
+  for (const PgResult& result : results) {
+    if (PQresultStatus(result.get()) == PGRES_PIPELINE_ABORTED && request->groupable) {
+      // Skipped because another request of its group failed: send it again.
+      retry_or_fail(std::move(request), "a pipelined request was aborted");
+      return;
+    }
+  }
   for (std::size_t i = 0; i < results.size(); ++i) {
     const ExecStatusType status = PQresultStatus(results[i].get());
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_ABORTED)

@@ -79,6 +79,11 @@ class ConnectionPool {
 struct AsyncRequest {
   std::vector<PgCommand> commands;
   bool retry_safe = false;  // may be sent again on a fresh connection
+  // A single read: consecutive groupable requests share one pipeline sync (so one
+  // server round of flushing for many gets, as a hand-written pipeline would); one
+  // that fails aborts the rest of its group, which are sent again.
+  bool groupable = false;
+  bool awaits_sync = true;  // false inside a group but for its last request
   int attempts = 0;
   std::function<void(std::vector<PgResult>& results, std::exception_ptr error)> done;
 };

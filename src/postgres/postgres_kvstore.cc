@@ -121,9 +121,11 @@ void ensure_prepared(PooledConnection& connection, const PgTarget& target) {
   connection.prepared = true;
 }
 
+// `what()` names the operation for an error message; called only on failure.
+template <class What>
 PgResult exec_prepared(PooledConnection& connection, const PgTarget& target, const char* name,
                        std::initializer_list<std::string_view> params, ExecStatusType expected,
-                       std::string_view what) {
+                       What what) {
   ensure_prepared(connection, target);
   const char* values[4];
   int lengths[4];
@@ -137,7 +139,7 @@ PgResult exec_prepared(PooledConnection& connection, const PgTarget& target, con
   }
   PgResult r(PQexecPrepared(connection.conn.get(), name, n, values, lengths, formats, 0));
   if (!r || PQresultStatus(r.get()) != expected)
-    throw_pg_failure(connection.conn.get(), r.get(), target, what);
+    throw_pg_failure(connection.conn.get(), r.get(), target, what());
   return r;
 }
 
@@ -277,7 +279,8 @@ void run_pipeline(PooledConnection& connection, const PgTarget& target,
     if (cacheable) {
       name = "kvdex_upsert_" + std::to_string(rows);
       if (!known) {
-        ok = PQsendPrepare(conn, name.c_str(), command.sql.c_str(), 0, nullptr);
+        const std::string sql = command.sql.empty() ? sql_upsert(target, rows) : command.sql;
+        ok = PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr);
         sent.push_back(Sent{&command, rows});
       }
       if (ok == 1) {
@@ -285,6 +288,11 @@ void run_pipeline(PooledConnection& connection, const PgTarget& target,
                                  command.params.data(), command.lengths.data(),
                                  command.formats.data(), 0);
       }
+    } else if (rows > 0 && command.sql.empty()) {
+      const std::string sql = sql_upsert(target, rows);
+      ok = PQsendQueryParams(conn, sql.c_str(), static_cast<int>(command.params.size()), nullptr,
+                             command.params.data(), command.lengths.data(), command.formats.data(),
+                             0);
     } else {
       ok = command.send(conn);
     }
@@ -410,9 +418,9 @@ std::optional<EncodedValue> PostgresKVStore::get_encoded(std::string_view key,
   const detail::PgTarget& target = backend_->target();
   return detail::with_connection(
       *backend_, [&](PooledConnection& connection) -> std::optional<EncodedValue> {
-        PgResult r = detail::exec_prepared(connection, target, detail::kGetStatement,
-                                           {key, collection}, PGRES_TUPLES_OK,
-                                           "get of " + detail::describe_key(key, collection));
+        PgResult r = detail::exec_prepared(
+            connection, target, detail::kGetStatement, {key, collection}, PGRES_TUPLES_OK,
+            [&] { return "get of " + detail::describe_key(key, collection); });
         if (PQntuples(r.get()) == 0) return std::nullopt;
         return detail::pg_read_value(
             std::string_view(PQgetvalue(r.get(), 0, 0),
@@ -426,9 +434,9 @@ bool PostgresKVStore::remove(std::string_view key, std::string_view collection) 
   if (detail::has_nul(key) || detail::has_nul(collection)) return false;
   const detail::PgTarget& target = backend_->target();
   return detail::with_connection(*backend_, [&](PooledConnection& connection) {
-    PgResult r = detail::exec_prepared(connection, target, detail::kRemoveStatement,
-                                       {key, collection}, PGRES_COMMAND_OK,
-                                       "remove of " + detail::describe_key(key, collection));
+    PgResult r = detail::exec_prepared(
+        connection, target, detail::kRemoveStatement, {key, collection}, PGRES_COMMAND_OK,
+        [&] { return "remove of " + detail::describe_key(key, collection); });
     return std::string_view(PQcmdTuples(r.get())) != "0";
   });
 }
@@ -440,7 +448,7 @@ std::uint64_t PostgresKVStore::count(std::string_view collection) {
   return detail::with_connection(*backend_, [&](PooledConnection& connection) {
     PgResult r = detail::exec_prepared(
         connection, target, detail::kCountStatement, {collection}, PGRES_TUPLES_OK,
-        "count of collection '" + detail::escape_for_message(collection) + "'");
+        [&] { return "count of collection '" + detail::escape_for_message(collection) + "'"; });
     const std::string_view text = PQgetvalue(r.get(), 0, 0);
     std::uint64_t n = 0;
     std::from_chars(text.data(), text.data() + text.size(), n);
@@ -606,6 +614,7 @@ Future<std::optional<EncodedValue>> PostgresKVStore::aget_encoded(std::string ke
     return make_ready_future(std::optional<EncodedValue>());
   auto request = std::make_unique<detail::AsyncRequest>();
   request->retry_safe = true;
+  request->groupable = true;
   request->commands.push_back(prepared_command(detail::kGetStatement, {key, collection},
                                                "get of " + detail::describe_key(key, collection)));
   const detail::PgTarget* target = &backend_->target();
