@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kvdex/thread_annotations.h"
@@ -39,7 +40,8 @@ class ConnectionPool {
    public:
     Lease(ConnectionPool* pool, std::unique_ptr<PooledConnection> connection)
         : pool_(pool), connection_(std::move(connection)) {}
-    Lease(Lease&&) = default;
+    Lease(Lease&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)), connection_(std::move(other.connection_)) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease() {
       if (pool_) pool_->drop();
