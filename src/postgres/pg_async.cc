@@ -152,6 +152,13 @@ void LoopState::run() {
     for (const LoopConnection& c : connections_) busy = busy || !c.inflight.empty();
     if (stopping && !busy) break;
     if (!retry_.empty()) continue;
+    // libpq may have read replies while sending (a non-blocking flush reads to avoid
+    // a deadlock with the server): those wait in its buffer, not on the socket, so
+    // poll() would not report them.
+    for (LoopConnection& c : connections_) {
+      if (c.conn && !c.inflight.empty()) read(c);
+    }
+    if (!retry_.empty()) continue;
 
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -251,6 +252,37 @@ TEST(PostgresKVStore, ConcurrentAgetsArePipelinedOnFewConnections) {
   EXPECT_LE(std::stoi(server.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                                   "'kvdex_pipelined'")),
             4);
+}
+
+TEST(PostgresKVStore, AsyncBatchesLargerThanSocketBuffersCommitInOrder) {
+  PostgresServer& server = postgres_server();
+  PostgresKVStore store(server.conninfo(), {.table_name = unique_name("async_large")});
+  std::vector<EncodedKeyValue> pairs;
+  for (int i = 0; i < 3000; ++i) {
+    pairs.emplace_back("big" + std::to_string(i),
+                       EncodedValue::encode({{"i", i}, {"text", std::string(4000, 'a' + i % 26)}}));
+  }
+  // 12 MB in batches of 1,000 (4 MB each) while gets run on the same loops.
+  Future<void> put = store.aput_all_encoded(pairs, "big", 1000);
+  std::vector<Future<std::optional<EncodedValue>>> gets;
+  for (int i = 0; i < 200; ++i)
+    gets.push_back(store.aget_encoded("big" + std::to_string(i), "big"));
+  put.get();
+  for (auto& g : gets) g.get();  // present or not yet: either, but completed
+  std::vector<EncodedKeyValue> all = store.aget_all_encoded("big").get();
+  ASSERT_EQ(all.size(), pairs.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(all[i].first, pairs[i].first);
+    ASSERT_EQ(all[i].second.text(), pairs[i].second.text());
+  }
+  WriteBatch batch;
+  batch.remove("big", "big0");
+  batch.put("big", "new", EncodedValue::encode({{"n", 1}}));
+  store.awrite(std::move(batch)).get();
+  EXPECT_FALSE(store.get_encoded("big0", "big").has_value());
+  EXPECT_TRUE(store.aremove("new", "big").get());
+  KVDEX_EXPECT_ERROR(store.aput("nan", {{"x", std::numeric_limits<double>::quiet_NaN()}}),
+                     ErrorCode::kInvalidArgument);
 }
 
 TEST(PostgresKVStore, StatementTimeoutIsDeadlineExceeded) {
