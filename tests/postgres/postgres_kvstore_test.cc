@@ -389,6 +389,31 @@ TEST(PostgresKVStore, ServerStoppedMidPutAllLeavesWholeBatchesOnly) {
   }
 }
 
+TEST(PostgresKVStore, AsyncCallsWhileTheServerIsDownAreUnavailableThenRecover) {
+  PostgresServer& server = postgres_server();
+  PostgresKVStore store(server.conninfo(), {.table_name = unique_name("async_down"),
+                                            .retry_backoff = std::chrono::milliseconds(10)});
+  store.put("k", {{"v", 1}});
+  EXPECT_TRUE(store.aget_encoded("k").get().has_value());  // the loop's connection is open
+  server.stop_immediately();
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  for (int round = 0; round < 2; ++round) {
+    try {
+      store.aget_encoded("k").get();
+      ADD_FAILURE() << "a get succeeded with the server down";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+      EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+    }
+    KVDEX_EXPECT_ERROR(store.aput("w", {{"v", 2}}).get(), ErrorCode::kUnavailable);
+    KVDEX_EXPECT_ERROR(store.get("k"), ErrorCode::kUnavailable);
+  }
+  server.start();
+  EXPECT_EQ(store.aget("k").get(), (Value{{"v", 1}}));
+  store.aput("w", {{"v", 2}}).get();
+  EXPECT_EQ(store.get("w"), (Value{{"v", 2}}));
+}
+
 TEST(PostgresKVStore, MissingTableWithoutSetupIsNotFound) {
   PostgresServer& server = postgres_server();
   try {
