@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -22,6 +23,9 @@ struct LoopConnection {
   std::size_t command_index = 0;  // the command of the front request being read
   std::vector<PgResult> results;  // the front request's results so far
   bool want_write = false;
+  // Row counts whose upsert is prepared here (kvdex_upsert_<rows>), as the pooled
+  // connections do: planning a 1,000-row INSERT costs more than running it.
+  std::vector<std::size_t> prepared_upserts;
 };
 
 }  // namespace
@@ -184,6 +188,7 @@ void LoopState::run() {
 }
 
 bool LoopState::open(LoopConnection& c, std::exception_ptr& error) {
+  c.prepared_upserts.clear();
   try {
     c.conn = pg_connect(target_);  // blocking, bounded by connect_timeout
   } catch (RetryableFailure& failure) {
@@ -225,9 +230,39 @@ bool LoopState::open(LoopConnection& c, std::exception_ptr& error) {
 }
 
 bool LoopState::send(LoopConnection& c, AsyncRequest& request) {
+  constexpr std::size_t kMaxPreparedUpserts = 16;
   PGconn* conn = c.conn.get();
+  auto& prepared = c.prepared_upserts;
+  auto is_prepared = [&](std::size_t rows) {
+    return rows > 0 && std::find(prepared.begin(), prepared.end(), rows) != prepared.end();
+  };
+  // Upserts not yet prepared here are prepared first, each by a request of its own
+  // ahead of this one (a request's results are matched to its commands one for one,
+  // and its commands must stay within one Sync: one transaction).
   for (const PgCommand& command : request.commands) {
-    if (command.send(conn) != 1) return false;
+    const std::size_t rows = command.upsert_rows;
+    if (rows == 0 || is_prepared(rows) || prepared.size() >= kMaxPreparedUpserts) continue;
+    auto prepare = std::make_unique<AsyncRequest>();
+    PgCommand& statement = prepare->commands.emplace_back();
+    statement.is_prepare = true;
+    statement.prepared = "kvdex_upsert_" + std::to_string(rows);
+    statement.sql = command.sql;
+    statement.upsert_rows = rows;
+    statement.description = "preparing an upsert";
+    if (statement.send(conn) != 1 || PQpipelineSync(conn) != 1) return false;
+    c.inflight.push_back(std::move(prepare));
+    prepared.push_back(rows);
+  }
+  for (const PgCommand& command : request.commands) {
+    if (is_prepared(command.upsert_rows)) {
+      const std::string name = "kvdex_upsert_" + std::to_string(command.upsert_rows);
+      if (PQsendQueryPrepared(conn, name.c_str(), static_cast<int>(command.params.size()),
+                              command.params.data(), command.lengths.data(), command.formats.data(),
+                              0) != 1)
+        return false;
+    } else if (command.send(conn) != 1) {
+      return false;
+    }
   }
   if (PQpipelineSync(conn) != 1) return false;
   flush(c);
@@ -370,12 +405,19 @@ void LoopState::finish_front(LoopConnection& c) {
     error = std::make_exception_ptr(
         Error(ErrorCode::kInternal, "PostgreSQL pipeline out of step on " + target_.server));
   }
+  if (error && !request->done && request->commands.size() == 1 &&
+      request->commands[0].upsert_rows > 0) {
+    auto& prepared = c.prepared_upserts;  // its statement does not exist: prepare again
+    prepared.erase(std::remove(prepared.begin(), prepared.end(), request->commands[0].upsert_rows),
+                   prepared.end());
+  }
   complete(std::move(request), results, error);
 }
 
 void LoopState::fail_connection(LoopConnection& c) {
   const std::string message = c.conn ? PQerrorMessage(c.conn.get()) : "";
   c.conn.reset();
+  c.prepared_upserts.clear();
   c.want_write = false;
   c.results.clear();
   c.command_index = 0;
