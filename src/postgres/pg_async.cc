@@ -300,7 +300,7 @@ void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
   LoopConnection* best = choose_connection(error);
   if (best == nullptr) {
     std::vector<PgResult> none;
-    complete(std::move(request), none, error);
+    complete(std::move(request), none, std::move(error));
     return;
   }
   ++request->attempts;
@@ -324,7 +324,10 @@ void LoopState::dispatch_group(std::vector<std::unique_ptr<AsyncRequest>> group)
   if (best == nullptr) {
     for (auto& request : group) {
       std::vector<PgResult> none;
-      complete(std::move(request), none, error);
+      // The last request takes the loop's own reference: none is dropped here after
+      // a caller was woken (TSan cannot see libstdc++'s exception_ptr refcount).
+      const bool last = &request == &group.back();
+      complete(std::move(request), none, last ? std::move(error) : error);
     }
     return;
   }
@@ -411,7 +414,7 @@ void LoopState::finish_front(LoopConnection& c) {
     prepared.erase(std::remove(prepared.begin(), prepared.end(), request->commands[0].upsert_rows),
                    prepared.end());
   }
-  complete(std::move(request), results, error);
+  complete(std::move(request), results, std::move(error));
 }
 
 void LoopState::fail_connection(LoopConnection& c) {
