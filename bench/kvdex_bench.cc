@@ -20,6 +20,8 @@
 //                            [--put-limit L --sample S --delete-sample D]
 //   kvdex_bench redis-store  --uri URI --label L --workload-file F --workload A
 //                            [--put-limit L --sample S]   (kvdex's Redis stores, any URI)
+//   kvdex_bench kvdex-postgres --workload-file F --workload A [--pg-conninfo ...] [same flags]
+//   kvdex_bench kvdex-postgres-scan --workload A --collection C [--pg-conninfo ...]
 //   kvdex_bench modes        (the modes this binary was built with, one a line)
 //
 // The server modes load at most --put-limit pairs (a prefix of the workload) and time
@@ -947,6 +949,103 @@ int bench_raw_postgres(const std::map<std::string, std::string>& flags) {
   pg.exec(kPgDropTable);
   return 0;
 }
+
+// kvdex's PostgresKVStore on the same server, table layout, pairs and samples as
+// raw-postgres (the encoded API: the same bytes in and out). get(pipelined) issues
+// every sampled aget_encoded at once and waits for all, as a gather would; scan
+// streams the collection (single-row mode) and reports the process's peak RSS.
+int bench_kvdex_postgres(const std::map<std::string, std::string>& flags) {
+  Emitter out;
+  out.impl = "kvdex";
+  out.store = "postgres";
+  out.workload = flags.at("--workload");
+  const auto w = read_server_workload(flags);
+  const std::size_t n = w.pairs.size();
+  const std::string conninfo =
+      flag_or(flags, "--pg-conninfo", "host=127.0.0.1 port=15432 dbname=kvdex user=postgres");
+  {
+    PgConnection pg(conninfo);
+    pg.exec("SET client_min_messages = warning");
+    pg.exec(kPgDropTable);
+  }
+  kvdex::PostgresKVStore store(conninfo, {.table_name = "kvstore"});
+
+  auto start = Clock::now();
+  store.put_all_encoded(w.pairs, w.collection, 1000);
+  out.emit("put_all(1000)", n, seconds_since(start), w.bytes);
+
+  start = Clock::now();
+  std::size_t found = 0;
+  double got = 0;
+  for (std::size_t i : w.sample) {
+    const auto value = store.get_encoded(w.pairs[i].first, w.collection);
+    if (!value) continue;
+    got += static_cast<double>(value->size());
+    ++found;
+  }
+  out.emit("get", found, seconds_since(start), got);
+  expect_count("kvdex postgres get", found, w.sample.size());
+
+  start = Clock::now();
+  found = 0;
+  got = 0;
+  {
+    std::vector<kvdex::Future<std::optional<kvdex::EncodedValue>>> futures;
+    futures.reserve(w.sample.size());
+    for (std::size_t i : w.sample)
+      futures.push_back(store.aget_encoded(w.pairs[i].first, w.collection));
+    for (auto& future : futures) {
+      const auto value = future.get();
+      if (!value) continue;
+      got += static_cast<double>(value->size());
+      ++found;
+    }
+  }
+  out.emit("get(pipelined, gathered)", found, seconds_since(start), got);
+  expect_count("kvdex postgres pipelined get", found, w.sample.size());
+
+  start = Clock::now();
+  {
+    const auto all = store.get_all_encoded(w.collection);
+    out.emit("get_all", all.size(), seconds_since(start), w.bytes);
+    expect_count("kvdex postgres get_all", all.size(), n);
+  }
+
+  start = Clock::now();
+  std::size_t removed = 0;
+  for (std::size_t i : w.deletes) removed += store.remove(w.pairs[i].first, w.collection);
+  out.emit("remove", removed, seconds_since(start));
+  // The table stays for kvdex-postgres-scan, which drops it.
+  return 0;
+}
+
+// Streams the collection kvdex-postgres left behind in a process that holds nothing
+// else: its peak RSS is the scan's (single-row mode: a row at a time), not the
+// collection's. Drops the table afterwards.
+int bench_kvdex_postgres_scan(const std::map<std::string, std::string>& flags) {
+  Emitter out;
+  out.impl = "kvdex";
+  out.store = "postgres";
+  out.workload = flags.at("--workload");
+  const std::string conninfo =
+      flag_or(flags, "--pg-conninfo", "host=127.0.0.1 port=15432 dbname=kvdex user=postgres");
+  const std::string collection = flags.at("--collection");
+  {
+    kvdex::PostgresKVStore store(conninfo, {.table_name = "kvstore", .perform_setup = false});
+    const double before = current_rss_mb();
+    const auto start = Clock::now();
+    std::size_t seen = 0;
+    double bytes = 0;
+    store.scan(collection, [&](std::string_view key, std::string_view value) {
+      ++seen;
+      bytes += static_cast<double>(key.size() + value.size());
+    });
+    out.emit("scan (own process)", seen, seconds_since(start), bytes, peak_rss_mb(),
+             ", \"rss_before_mb\": " + std::to_string(before));
+  }
+  PgConnection(conninfo).exec(kPgDropTable);
+  return 0;
+}
 #endif
 
 }  // namespace
@@ -1001,6 +1100,8 @@ int main(int argc, char** argv) {
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
     if (mode == "raw-postgres") return bench_raw_postgres(flags);
+    if (mode == "kvdex-postgres") return bench_kvdex_postgres(flags);
+    if (mode == "kvdex-postgres-scan") return bench_kvdex_postgres_scan(flags);
 #endif
     if (mode == "modes") {
       // bench/run.py asks, so rows of a mode this build lacks are reported as missing.
@@ -1012,7 +1113,7 @@ int main(int argc, char** argv) {
       std::printf("raw-redis\nkvdex-redis\nredis-store\n");
 #endif
 #ifdef KVDEX_BENCH_WITH_LIBPQ
-      std::printf("raw-postgres\n");
+      std::printf("raw-postgres\nkvdex-postgres\nkvdex-postgres-scan\n");
 #endif
       return 0;
     }

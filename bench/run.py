@@ -317,9 +317,18 @@ def main():
                 rows += cluster_store_rows(bench, server_flags, common)
             if "postgres" in raw_servers:
                 rows += run_rows([bench, "raw-postgres", "--pg-conninfo", PG_CONNINFO, *server_flags, *common])
+                # kvdex's PostgresKVStore (C++) on the same server, pairs and samples; then
+                # a scan of what it left in a process of its own (peak RSS).
+                rows += run_rows([bench, "kvdex-postgres", "--pg-conninfo", PG_CONNINFO, *server_flags, *common])
+                rows += run_rows([bench, "kvdex-postgres-scan", "--pg-conninfo", PG_CONNINFO,
+                                  "--workload", workload, "--collection",
+                                  "docstore/data" if workload == "A" else "data"])
             for server in sorted(llamaindex_servers):
                 rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "llamaindex",
                                   "--mode", server, *server_flags, *common])
+            if "postgres" in raw_servers and not args.only_native:
+                rows += run_rows([python, ROOT / "bench" / "bench_python.py", "--impl", "kvdex",
+                                  "--mode", "postgres", *server_flags, *common])
             if args.only_native:
                 continue
             if "redis" in raw_servers:
@@ -548,6 +557,28 @@ def server_anchors(rows):
             r("raw-postgres", "postgres", "get_all"), r("llamaindex", "postgres", "get_all"))
         add(f"{w}: PostgreSQL anchor, delete (a commit each): raw vs LlamaIndex",
             r("raw-postgres", "postgres", "remove"), r("llamaindex", "postgres", "remove"))
+        # kvdex's PostgresKVStore (issue #11 targets in each label).
+        add(f"{w}: kvdex PostgresKVStore put_all(1000) vs raw libpq upsert (wants >= 0.9x)",
+            r("kvdex", "postgres", "put_all(1000)"), r("raw-postgres", "postgres", "put_all(1000)"))
+        add(f"{w}: kvdex PostgresKVStore put_all(1000) vs LlamaIndex (wants >= 3x)",
+            r("kvdex", "postgres", "put_all(1000)"), r("llamaindex", "postgres", "put_all(1000)"))
+        add(f"{w}: kvdex PostgresKVStore get vs raw prepared SELECT (wants >= 0.9x)",
+            r("kvdex", "postgres", "get"), r("raw-postgres", "postgres", "get"))
+        add(f"{w}: kvdex PostgresKVStore get vs LlamaIndex (wants >= 5x)",
+            r("kvdex", "postgres", "get"), r("llamaindex", "postgres", "get"))
+        add(f"{w}: kvdex PostgresKVStore gathered aget vs raw pipelined SELECT (wants >= 0.8x)",
+            r("kvdex", "postgres", "get(pipelined, gathered)"),
+            r("raw-postgres", "postgres", "get(pipelined 1000)"))
+        add(f"{w}: kvdex PostgresKVStore get_all vs LlamaIndex" + (" (wants >= 10x)" if w == "A" else ""),
+            r("kvdex", "postgres", "get_all"), r("llamaindex", "postgres", "get_all"))
+        add(f"{w}: kvdex PostgresKVStore get_all vs raw", r("kvdex", "postgres", "get_all"),
+            r("raw-postgres", "postgres", "get_all"))
+        add(f"{w}: kvdex-py PostgresKVStore put_all(1000) vs LlamaIndex",
+            r("kvdex-py", "postgres", "put_all(1000)"), r("llamaindex", "postgres", "put_all(1000)"))
+        add(f"{w}: kvdex-py PostgresKVStore get vs LlamaIndex",
+            r("kvdex-py", "postgres", "get"), r("llamaindex", "postgres", "get"))
+        add(f"{w}: kvdex-py PostgresKVStore get_all vs LlamaIndex",
+            r("kvdex-py", "postgres", "get_all"), r("llamaindex", "postgres", "get_all"))
     return out
 
 

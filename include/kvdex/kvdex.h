@@ -12,6 +12,7 @@
 #include "kvdex/kvstore.h"
 #include "kvdex/lmdb_kvstore.h"  // declared always; defined when built with KVDEX_WITH_LMDB
 #include "kvdex/open.h"
+#include "kvdex/postgres_kvstore.h"  // declared always; defined when built with KVDEX_WITH_POSTGRES
 #include "kvdex/redis_cluster_kvstore.h"  // declared always; defined when built with KVDEX_WITH_REDIS
 #include "kvdex/redis_kvstore.h"  // declared always; defined when built with KVDEX_WITH_REDIS
 #include "kvdex/simple_kvstore.h"

@@ -8,7 +8,8 @@
 //
 // Each backend registers its scheme from its own target; this file knows none of
 // them. Schemes built into the library: json, memory, and every backend enabled at
-// build time (today lmdb; redis and postgresql are planned).
+// build time (today lmdb, and postgresql/postgres: postgres_kvstore.h; redis is
+// planned).
 //
 // A json: store is a JsonFileStore (json_file_store.h): a SimpleKVStore bound to its
 // file, loaded when opened and rewritten atomically on flush().

@@ -136,7 +136,8 @@ class PostgresKVStore final : public BaseKVStore {
   std::uint64_t count(std::string_view collection = kDefaultCollection) override;
   std::vector<std::string> collections() override;
   // Waits for pending asynchronous operations and closes every connection; later
-  // calls throw Error(kFailedPrecondition).
+  // calls throw Error(kFailedPrecondition). Unlike the other methods, close() must
+  // not run while another thread is inside a call on the same store.
   void close() override;
 
   Future<void> awrite(WriteBatch batch) override;

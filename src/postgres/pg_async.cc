@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -22,6 +23,9 @@ struct LoopConnection {
   std::size_t command_index = 0;  // the command of the front request being read
   std::vector<PgResult> results;  // the front request's results so far
   bool want_write = false;
+  // Row counts whose upsert is prepared here (kvdex_upsert_<rows>), as the pooled
+  // connections do: planning a 1,000-row INSERT costs more than running it.
+  std::vector<std::size_t> prepared_upserts;
 };
 
 }  // namespace
@@ -62,6 +66,8 @@ class LoopState {
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
   void dispatch(std::unique_ptr<AsyncRequest> request);
+  void dispatch_group(std::vector<std::unique_ptr<AsyncRequest>> group);
+  LoopConnection* choose_connection(std::exception_ptr& error);
   bool open(LoopConnection& connection, std::exception_ptr& error);
   bool send(LoopConnection& connection, AsyncRequest& request);
   void flush(LoopConnection& connection);
@@ -130,10 +136,32 @@ void LoopState::run() {
       incoming.push_front(std::move(retry_.back()));
       retry_.pop_back();
     }
-    for (auto& request : incoming) dispatch(std::move(request));
+    constexpr std::size_t kMaxGroup = 1000;
+    std::vector<std::unique_ptr<AsyncRequest>> group;
+    for (auto& request : incoming) {
+      if (request->groupable) {
+        group.push_back(std::move(request));
+        if (group.size() == kMaxGroup) {
+          dispatch_group(std::move(group));
+          group.clear();
+        }
+        continue;
+      }
+      if (!group.empty()) dispatch_group(std::move(group));
+      group.clear();
+      dispatch(std::move(request));
+    }
+    if (!group.empty()) dispatch_group(std::move(group));
     bool busy = !retry_.empty();
     for (const LoopConnection& c : connections_) busy = busy || !c.inflight.empty();
     if (stopping && !busy) break;
+    if (!retry_.empty()) continue;
+    // libpq may have read replies while sending (a non-blocking flush reads to avoid
+    // a deadlock with the server): those wait in its buffer, not on the socket, so
+    // poll() would not report them.
+    for (LoopConnection& c : connections_) {
+      if (c.conn && !c.inflight.empty()) read(c);
+    }
     if (!retry_.empty()) continue;
 
     fds.clear();
@@ -160,6 +188,7 @@ void LoopState::run() {
 }
 
 bool LoopState::open(LoopConnection& c, std::exception_ptr& error) {
+  c.prepared_upserts.clear();
   try {
     c.conn = pg_connect(target_);  // blocking, bounded by connect_timeout
   } catch (RetryableFailure& failure) {
@@ -201,9 +230,39 @@ bool LoopState::open(LoopConnection& c, std::exception_ptr& error) {
 }
 
 bool LoopState::send(LoopConnection& c, AsyncRequest& request) {
+  constexpr std::size_t kMaxPreparedUpserts = 16;
   PGconn* conn = c.conn.get();
+  auto& prepared = c.prepared_upserts;
+  auto is_prepared = [&](std::size_t rows) {
+    return rows > 0 && std::find(prepared.begin(), prepared.end(), rows) != prepared.end();
+  };
+  // Upserts not yet prepared here are prepared first, each by a request of its own
+  // ahead of this one (a request's results are matched to its commands one for one,
+  // and its commands must stay within one Sync: one transaction).
   for (const PgCommand& command : request.commands) {
-    if (command.send(conn) != 1) return false;
+    const std::size_t rows = command.upsert_rows;
+    if (rows == 0 || is_prepared(rows) || prepared.size() >= kMaxPreparedUpserts) continue;
+    auto prepare = std::make_unique<AsyncRequest>();
+    PgCommand& statement = prepare->commands.emplace_back();
+    statement.is_prepare = true;
+    statement.prepared = "kvdex_upsert_" + std::to_string(rows);
+    statement.sql = command.sql;
+    statement.upsert_rows = rows;
+    statement.description = "preparing an upsert";
+    if (statement.send(conn) != 1 || PQpipelineSync(conn) != 1) return false;
+    c.inflight.push_back(std::move(prepare));
+    prepared.push_back(rows);
+  }
+  for (const PgCommand& command : request.commands) {
+    if (is_prepared(command.upsert_rows)) {
+      const std::string name = "kvdex_upsert_" + std::to_string(command.upsert_rows);
+      if (PQsendQueryPrepared(conn, name.c_str(), static_cast<int>(command.params.size()),
+                              command.params.data(), command.lengths.data(), command.formats.data(),
+                              0) != 1)
+        return false;
+    } else if (command.send(conn) != 1) {
+      return false;
+    }
   }
   if (PQpipelineSync(conn) != 1) return false;
   flush(c);
@@ -219,7 +278,7 @@ void LoopState::flush(LoopConnection& c) {
   }
 }
 
-void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
+LoopConnection* LoopState::choose_connection(std::exception_ptr& error) {
   LoopConnection* best = nullptr;
   for (LoopConnection& c : connections_) {
     if (!c.conn) continue;
@@ -229,18 +288,23 @@ void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
     // Open a closed connection when every open one is busy (or none is open).
     for (LoopConnection& c : connections_) {
       if (c.conn) continue;
-      std::exception_ptr error;
-      if (open(c, error)) {
-        best = &c;
-      } else if (best == nullptr) {
-        std::vector<PgResult> none;
-        complete(std::move(request), none, error);
-        return;
-      }
+      if (open(c, error)) best = &c;
       break;
     }
   }
+  return best;
+}
+
+void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
+  std::exception_ptr error;
+  LoopConnection* best = choose_connection(error);
+  if (best == nullptr) {
+    std::vector<PgResult> none;
+    complete(std::move(request), none, std::move(error));
+    return;
+  }
   ++request->attempts;
+  request->awaits_sync = true;
   if (!send(*best, *request)) {
     // The connection broke while sending: the request shares its in-flight peers' fate.
     if (best->conn) {
@@ -254,6 +318,36 @@ void LoopState::dispatch(std::unique_ptr<AsyncRequest> request) {
   best->inflight.push_back(std::move(request));
 }
 
+void LoopState::dispatch_group(std::vector<std::unique_ptr<AsyncRequest>> group) {
+  std::exception_ptr error;
+  LoopConnection* best = choose_connection(error);
+  if (best == nullptr) {
+    for (auto& request : group) {
+      std::vector<PgResult> none;
+      // The last request takes the loop's own reference: none is dropped here after
+      // a caller was woken (TSan cannot see libstdc++'s exception_ptr refcount).
+      const bool last = &request == &group.back();
+      complete(std::move(request), none, last ? std::move(error) : error);
+    }
+    return;
+  }
+  PGconn* conn = best->conn.get();
+  bool sent = true;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    AsyncRequest& request = *group[i];
+    ++request.attempts;
+    request.awaits_sync = i + 1 == group.size();
+    for (const PgCommand& command : request.commands) sent = sent && command.send(conn) == 1;
+  }
+  sent = sent && PQpipelineSync(conn) == 1;
+  for (auto& request : group) best->inflight.push_back(std::move(request));
+  if (!sent) {
+    fail_connection(*best);
+    return;
+  }
+  flush(*best);
+}
+
 void LoopState::read(LoopConnection& c) {
   PGconn* conn = c.conn.get();
   if (PQconsumeInput(conn) != 1) {
@@ -265,6 +359,7 @@ void LoopState::read(LoopConnection& c) {
     AsyncRequest& front = *c.inflight.front();
     if (raw == nullptr) {
       if (c.command_index < front.commands.size()) ++c.command_index;  // a command's end
+      if (c.command_index == front.commands.size() && !front.awaits_sync) finish_front(c);
       continue;
     }
     PgResult result(raw);
@@ -288,6 +383,13 @@ void LoopState::finish_front(LoopConnection& c) {
   c.results.clear();
   c.command_index = 0;
   std::exception_ptr error;
+  for (const PgResult& result : results) {
+    if (PQresultStatus(result.get()) == PGRES_PIPELINE_ABORTED && request->groupable) {
+      // Skipped because another request of its group failed: send it again.
+      retry_or_fail(std::move(request), "a pipelined request was aborted");
+      return;
+    }
+  }
   for (std::size_t i = 0; i < results.size(); ++i) {
     const ExecStatusType status = PQresultStatus(results[i].get());
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_ABORTED)
@@ -306,12 +408,19 @@ void LoopState::finish_front(LoopConnection& c) {
     error = std::make_exception_ptr(
         Error(ErrorCode::kInternal, "PostgreSQL pipeline out of step on " + target_.server));
   }
-  complete(std::move(request), results, error);
+  if (error && !request->done && request->commands.size() == 1 &&
+      request->commands[0].upsert_rows > 0) {
+    auto& prepared = c.prepared_upserts;  // its statement does not exist: prepare again
+    prepared.erase(std::remove(prepared.begin(), prepared.end(), request->commands[0].upsert_rows),
+                   prepared.end());
+  }
+  complete(std::move(request), results, std::move(error));
 }
 
 void LoopState::fail_connection(LoopConnection& c) {
   const std::string message = c.conn ? PQerrorMessage(c.conn.get()) : "";
   c.conn.reset();
+  c.prepared_upserts.clear();
   c.want_write = false;
   c.results.clear();
   c.command_index = 0;

@@ -210,7 +210,10 @@ std::vector<PgCommand> build_write_commands(const WriteBatch& batch, const PgTar
     for (std::size_t start = 0; start < rows.size(); start += kMaxRowsPerStatement) {
       const std::size_t end = std::min(rows.size(), start + kMaxRowsPerStatement);
       PgCommand& command = commands.emplace_back();
-      command.sql = sql_upsert(target, end - start);
+      // The synchronous path runs upserts as statements prepared per row count and
+      // builds the text only when it prepares one.
+      if (copy_params) command.sql = sql_upsert(target, end - start);
+      command.upsert_rows = end - start;
       command.description = "put of " + std::to_string(end - start) + " keys in collection '" +
                             escape_for_message(group_collection) + "'";
       const std::size_t nparams = 1 + 2 * (end - start);

@@ -82,8 +82,10 @@ struct PgCommand {
   std::vector<const char*> params;
   std::vector<int> lengths;
   std::vector<int> formats;
-  std::string description;  // for error messages
-  bool is_prepare = false;  // PQsendPrepare `sql` as `prepared` instead of running it
+  std::string description;      // for error messages
+  bool is_prepare = false;      // PQsendPrepare `sql` as `prepared` instead of running it
+  std::size_t upsert_rows = 0;  // an upsert of this many rows (its text is sql_upsert's,
+                                // left empty by build_write_commands without copy_params)
 
   void add_param(std::string_view bytes) {
     params.push_back(bytes.data());

@@ -121,9 +121,11 @@ void ensure_prepared(PooledConnection& connection, const PgTarget& target) {
   connection.prepared = true;
 }
 
+// `what()` names the operation for an error message; called only on failure.
+template <class What>
 PgResult exec_prepared(PooledConnection& connection, const PgTarget& target, const char* name,
                        std::initializer_list<std::string_view> params, ExecStatusType expected,
-                       std::string_view what) {
+                       What what) {
   ensure_prepared(connection, target);
   const char* values[4];
   int lengths[4];
@@ -137,7 +139,7 @@ PgResult exec_prepared(PooledConnection& connection, const PgTarget& target, con
   }
   PgResult r(PQexecPrepared(connection.conn.get(), name, n, values, lengths, formats, 0));
   if (!r || PQresultStatus(r.get()) != expected)
-    throw_pg_failure(connection.conn.get(), r.get(), target, what);
+    throw_pg_failure(connection.conn.get(), r.get(), target, what());
   return r;
 }
 
@@ -253,25 +255,65 @@ void setup_table(PooledConnection& connection, PgTarget& target, const std::stri
 
 // Sends `commands` as one pipeline ending in a sync (one implicit transaction) and
 // reads every result; the first failure is thrown after the pipeline is drained.
+// Upserts run as statements prepared on the connection (prepared in the same
+// pipeline the first time a row count is met; at most kMaxPreparedUpserts counts).
 void run_pipeline(PooledConnection& connection, const PgTarget& target,
                   const std::vector<PgCommand>& commands) {
+  constexpr std::size_t kMaxPreparedUpserts = 16;
   PGconn* conn = connection.conn.get();
+  struct Sent {
+    const PgCommand* command;
+    std::size_t prepares_rows;  // nonzero: this result is the prepare of that upsert
+  };
+  std::vector<Sent> sent;
+  sent.reserve(commands.size() + 2);
+  std::string name;
   if (PQenterPipelineMode(conn) != 1) throw_pg_failure(conn, nullptr, target, "pipeline mode");
   for (const PgCommand& command : commands) {
-    if (command.send(conn) != 1) throw_pg_failure(conn, nullptr, target, command.description);
+    const std::size_t rows = command.upsert_rows;
+    const auto& prepared = connection.prepared_upserts;
+    const bool known =
+        rows > 0 && std::find(prepared.begin(), prepared.end(), rows) != prepared.end();
+    const bool cacheable = rows > 0 && (known || prepared.size() < kMaxPreparedUpserts);
+    int ok = 1;
+    if (cacheable) {
+      name = "kvdex_upsert_" + std::to_string(rows);
+      if (!known) {
+        const std::string sql = command.sql.empty() ? sql_upsert(target, rows) : command.sql;
+        ok = PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr);
+        sent.push_back(Sent{&command, rows});
+      }
+      if (ok == 1) {
+        ok = PQsendQueryPrepared(conn, name.c_str(), static_cast<int>(command.params.size()),
+                                 command.params.data(), command.lengths.data(),
+                                 command.formats.data(), 0);
+      }
+    } else if (rows > 0 && command.sql.empty()) {
+      const std::string sql = sql_upsert(target, rows);
+      ok = PQsendQueryParams(conn, sql.c_str(), static_cast<int>(command.params.size()), nullptr,
+                             command.params.data(), command.lengths.data(), command.formats.data(),
+                             0);
+    } else {
+      ok = command.send(conn);
+    }
+    if (ok != 1) throw_pg_failure(conn, nullptr, target, command.description);
+    sent.push_back(Sent{&command, 0});
   }
   if (PQpipelineSync(conn) != 1) throw_pg_failure(conn, nullptr, target, "pipeline sync");
   PgResult first_failure;
   std::string failed_command;
-  for (const PgCommand& command : commands) {
+  for (const Sent& item : sent) {
     PgResult r(PQgetResult(conn));
-    if (!r) throw_pg_failure(conn, nullptr, target, command.description);
+    if (!r) throw_pg_failure(conn, nullptr, target, item.command->description);
     const ExecStatusType status = PQresultStatus(r.get());
+    if (item.prepares_rows > 0 && status == PGRES_COMMAND_OK) {
+      connection.prepared_upserts.push_back(item.prepares_rows);
+    }
     if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED && !first_failure) {
       if (pg_connection_broken(conn, r.get()))
-        throw_pg_failure(conn, r.get(), target, command.description);
+        throw_pg_failure(conn, r.get(), target, item.command->description);
       first_failure = std::move(r);
-      failed_command = command.description;
+      failed_command = item.command->description;
     }
     PgResult end(PQgetResult(conn));
   }
@@ -376,9 +418,9 @@ std::optional<EncodedValue> PostgresKVStore::get_encoded(std::string_view key,
   const detail::PgTarget& target = backend_->target();
   return detail::with_connection(
       *backend_, [&](PooledConnection& connection) -> std::optional<EncodedValue> {
-        PgResult r = detail::exec_prepared(connection, target, detail::kGetStatement,
-                                           {key, collection}, PGRES_TUPLES_OK,
-                                           "get of " + detail::describe_key(key, collection));
+        PgResult r = detail::exec_prepared(
+            connection, target, detail::kGetStatement, {key, collection}, PGRES_TUPLES_OK,
+            [&] { return "get of " + detail::describe_key(key, collection); });
         if (PQntuples(r.get()) == 0) return std::nullopt;
         return detail::pg_read_value(
             std::string_view(PQgetvalue(r.get(), 0, 0),
@@ -392,9 +434,9 @@ bool PostgresKVStore::remove(std::string_view key, std::string_view collection) 
   if (detail::has_nul(key) || detail::has_nul(collection)) return false;
   const detail::PgTarget& target = backend_->target();
   return detail::with_connection(*backend_, [&](PooledConnection& connection) {
-    PgResult r = detail::exec_prepared(connection, target, detail::kRemoveStatement,
-                                       {key, collection}, PGRES_COMMAND_OK,
-                                       "remove of " + detail::describe_key(key, collection));
+    PgResult r = detail::exec_prepared(
+        connection, target, detail::kRemoveStatement, {key, collection}, PGRES_COMMAND_OK,
+        [&] { return "remove of " + detail::describe_key(key, collection); });
     return std::string_view(PQcmdTuples(r.get())) != "0";
   });
 }
@@ -406,7 +448,7 @@ std::uint64_t PostgresKVStore::count(std::string_view collection) {
   return detail::with_connection(*backend_, [&](PooledConnection& connection) {
     PgResult r = detail::exec_prepared(
         connection, target, detail::kCountStatement, {collection}, PGRES_TUPLES_OK,
-        "count of collection '" + detail::escape_for_message(collection) + "'");
+        [&] { return "count of collection '" + detail::escape_for_message(collection) + "'"; });
     const std::string_view text = PQgetvalue(r.get(), 0, 0);
     std::uint64_t n = 0;
     std::from_chars(text.data(), text.data() + text.size(), n);
@@ -572,6 +614,7 @@ Future<std::optional<EncodedValue>> PostgresKVStore::aget_encoded(std::string ke
     return make_ready_future(std::optional<EncodedValue>());
   auto request = std::make_unique<detail::AsyncRequest>();
   request->retry_safe = true;
+  request->groupable = true;
   request->commands.push_back(prepared_command(detail::kGetStatement, {key, collection},
                                                "get of " + detail::describe_key(key, collection)));
   const detail::PgTarget* target = &backend_->target();

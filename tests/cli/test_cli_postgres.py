@@ -46,3 +46,29 @@ def test_postgres_errors_are_clear(postgres_server):  # noqa: F811
     bad = postgres_server.uri() + "?use_jsonb=perhaps"
     proc = kvdex("keys", bad, check=2)
     assert "use_jsonb" in proc.stderr
+
+
+def test_cli_reads_a_docstore_llamaindex_wrote(postgres_server, tmp_path):  # noqa: F811
+    """The C++ side (through the CLI) reads a whole LlamaIndex-written docstore."""
+    from llama_index.core import Document
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore
+    from llama_index.storage.kvstore.postgres import PostgresKVStore
+
+    theirs = PostgresKVStore(table_name="cli_from_llamaindex",
+                             connection_string=postgres_server.uri("psycopg2"),
+                             async_connection_string=postgres_server.uri("asyncpg"))
+    docs = [Document(text=f"document {i} é " * 40, id_=f"doc-{i}", metadata={"i": i})
+            for i in range(10)]
+    KVDocumentStore(theirs).add_documents(
+        SentenceSplitter(chunk_size=96, chunk_overlap=0).get_nodes_from_documents(docs))
+    uri = postgres_server.uri() + "?table_name=cli_from_llamaindex"
+    out = tmp_path / "from_llamaindex.json"
+    kvdex("copy", uri, out, check=0)
+    copied = json.loads(out.read_text())
+    assert set(copied) == {"docstore/data", "docstore/metadata", "docstore/ref_doc_info"}
+    for collection, entries in copied.items():
+        assert entries == theirs.get_all(collection)
+        by_id = postgres_server.psql("SELECT key FROM public.data_cli_from_llamaindex WHERE "
+                                     f"namespace = '{collection}' ORDER BY id")
+        assert list(entries) == by_id.split("\n")

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -253,6 +254,37 @@ TEST(PostgresKVStore, ConcurrentAgetsArePipelinedOnFewConnections) {
             4);
 }
 
+TEST(PostgresKVStore, AsyncBatchesLargerThanSocketBuffersCommitInOrder) {
+  PostgresServer& server = postgres_server();
+  PostgresKVStore store(server.conninfo(), {.table_name = unique_name("async_large")});
+  std::vector<EncodedKeyValue> pairs;
+  for (int i = 0; i < 3000; ++i) {
+    pairs.emplace_back("big" + std::to_string(i),
+                       EncodedValue::encode({{"i", i}, {"text", std::string(4000, 'a' + i % 26)}}));
+  }
+  // 12 MB in batches of 1,000 (4 MB each) while gets run on the same loops.
+  Future<void> put = store.aput_all_encoded(pairs, "big", 1000);
+  std::vector<Future<std::optional<EncodedValue>>> gets;
+  for (int i = 0; i < 200; ++i)
+    gets.push_back(store.aget_encoded("big" + std::to_string(i), "big"));
+  put.get();
+  for (auto& g : gets) g.get();  // present or not yet: either, but completed
+  std::vector<EncodedKeyValue> all = store.aget_all_encoded("big").get();
+  ASSERT_EQ(all.size(), pairs.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(all[i].first, pairs[i].first);
+    ASSERT_EQ(all[i].second.text(), pairs[i].second.text());
+  }
+  WriteBatch batch;
+  batch.remove("big", "big0");
+  batch.put("big", "new", EncodedValue::encode({{"n", 1}}));
+  store.awrite(std::move(batch)).get();
+  EXPECT_FALSE(store.get_encoded("big0", "big").has_value());
+  EXPECT_TRUE(store.aremove("new", "big").get());
+  KVDEX_EXPECT_ERROR(store.aput("nan", {{"x", std::numeric_limits<double>::quiet_NaN()}}),
+                     ErrorCode::kInvalidArgument);
+}
+
 TEST(PostgresKVStore, StatementTimeoutIsDeadlineExceeded) {
   PostgresServer& server = postgres_server();
   const std::string name = unique_name("timeout");
@@ -355,6 +387,31 @@ TEST(PostgresKVStore, ServerStoppedMidPutAllLeavesWholeBatchesOnly) {
   for (std::size_t i = 0; i < stored.size(); ++i) {
     ASSERT_EQ(stored[i].first, pairs[i].first) << "batches commit in order";
   }
+}
+
+TEST(PostgresKVStore, AsyncCallsWhileTheServerIsDownAreUnavailableThenRecover) {
+  PostgresServer& server = postgres_server();
+  PostgresKVStore store(server.conninfo(), {.table_name = unique_name("async_down"),
+                                            .retry_backoff = std::chrono::milliseconds(10)});
+  store.put("k", {{"v", 1}});
+  EXPECT_TRUE(store.aget_encoded("k").get().has_value());  // the loop's connection is open
+  server.stop_immediately();
+  const std::string where = "127.0.0.1:" + std::to_string(server.port());
+  for (int round = 0; round < 2; ++round) {
+    try {
+      store.aget_encoded("k").get();
+      ADD_FAILURE() << "a get succeeded with the server down";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+      EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+    }
+    KVDEX_EXPECT_ERROR(store.aput("w", {{"v", 2}}).get(), ErrorCode::kUnavailable);
+    KVDEX_EXPECT_ERROR(store.get("k"), ErrorCode::kUnavailable);
+  }
+  server.start();
+  EXPECT_EQ(store.aget("k").get(), (Value{{"v", 1}}));
+  store.aput("w", {{"v", 2}}).get();
+  EXPECT_EQ(store.get("w"), (Value{{"v", 2}}));
 }
 
 TEST(PostgresKVStore, MissingTableWithoutSetupIsNotFound) {
