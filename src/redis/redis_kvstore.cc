@@ -424,7 +424,8 @@ std::uint64_t RedisKVStore::count(std::string_view collection) {
 }
 
 std::vector<std::string> RedisKVStore::collections() {
-  // Every hash of the database (the layout keeps no registry of collections).
+  // Every hash of the database (the layout keeps no registry of collections). The
+  // one command that names no key: on Redis Cluster it must SCAN every master.
   std::set<std::string> names;
   RedisNode& target = impl_->route("");
   const std::string count = std::to_string(impl_->options.scan_count);
