@@ -119,6 +119,10 @@ class RedisKVStore final : public BaseKVStore {
   bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override;
   std::uint64_t count(std::string_view collection = kDefaultCollection) override;
   std::vector<std::string> collections() override;
+  // Waits for pending asynchronous operations, closes every connection and ends the
+  // store's use: every later call throws Error(kFailedPrecondition); close() again
+  // does nothing. (Writes are acknowledged by the server: there is nothing to flush.)
+  void close() override;
 
   Future<void> awrite(WriteBatch batch) override;
   Future<void> aput_all_encoded(std::vector<EncodedKeyValue> pairs,

@@ -251,13 +251,21 @@ struct RedisKVStore::Impl {
     node = std::make_unique<RedisNode>(options, address, async_opened, stores.fetch_add(1));
   }
 
-  // The routing point (see the file comment): the node serving `redis_key`.
+  // The routing point (see the file comment): the node serving `redis_key`. Every
+  // operation passes here, so it is also where a closed store refuses.
   RedisNode& route(std::string_view redis_key) {
     static_cast<void>(redis_key);
+    check_open();
     return *node;
   }
 
+  void check_open() const {
+    if (closed.load(std::memory_order_acquire))
+      throw Error(ErrorCode::kFailedPrecondition, "the Redis store at " + address + " was closed");
+  }
+
   void check_writable() const {
+    check_open();
     if (options.read_only)
       throw Error(ErrorCode::kNotSupported,
                   "the Redis store at " + address + " was opened read-only");
@@ -267,6 +275,7 @@ struct RedisKVStore::Impl {
   const std::string address;
   std::shared_ptr<std::atomic<std::uint64_t>> async_opened;
   std::unique_ptr<RedisNode> node;
+  std::atomic<bool> closed{false};
 };
 
 RedisKVStore::RedisKVStore(const RedisOptions& options) {
@@ -283,6 +292,13 @@ RedisKVStore::~RedisKVStore() {
   if (impl_) {
     for (const auto& connection : impl_->node->async) connection->shutdown();
   }
+}
+
+void RedisKVStore::close() {
+  if (impl_->closed.exchange(true, std::memory_order_acq_rel)) return;
+  wait_for_pending_operations();
+  for (const auto& connection : impl_->node->async) connection->shutdown();
+  impl_->node->pool.close_idle();
 }
 
 const RedisOptions& RedisKVStore::options() const noexcept { return impl_->options; }

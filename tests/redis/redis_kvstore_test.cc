@@ -236,7 +236,7 @@ TEST(RedisKVStore, ADeadServerIsUnavailableNamingItAndTheStoreReconnects) {
   // Restarted under idle connections: the next calls still succeed.
   server.restart();
   EXPECT_FALSE(store->get("k").has_value());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the loop sees the EOF
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loop sees the EOF
   EXPECT_FALSE(store->aget("k").get().has_value());
 }
 
@@ -291,6 +291,23 @@ TEST(RedisKVStore, ReadOnlyRefusesWrites) {
   KVDEX_EXPECT_ERROR(store->put("k", {{"v", 1}}), ErrorCode::kNotSupported);
   KVDEX_EXPECT_ERROR(store->aput("k", {{"v", 1}}).get(), ErrorCode::kNotSupported);
   EXPECT_FALSE(store->get("k").has_value());
+}
+
+TEST(RedisKVStore, CloseWaitsClosesTheConnectionsAndRefusesLaterCalls) {
+  RedisTestServer server;
+  auto store = kvdex::open(server.uri());
+  store->put("k", {{"v", 1}});
+  std::vector<Future<std::optional<Value>>> reads;
+  for (int i = 0; i < 100; ++i) reads.push_back(store->aget("k"));
+  store->close();
+  for (auto& f : reads) EXPECT_EQ(f.get(), (Value{{"v", 1}}));  // finished before close
+  KVDEX_EXPECT_ERROR(store->get("k"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->aget("k").get(), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->put("k", {{"v", 2}}), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->collections(), ErrorCode::kFailedPrecondition);
+  store->close();  // again: nothing
+  // The server sees only the INFO connection of this helper.
+  EXPECT_EQ(info_field(server, "clients", "connected_clients"), 1);
 }
 
 // SIGKILL in the middle of put_all calls, with every write fsynced (AOF, always):
