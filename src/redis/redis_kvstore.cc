@@ -316,10 +316,54 @@ void RedisKVStore::write(const WriteBatch& batch) {
   check_bulk_lengths(batch, target.pool.max_bulk_length(), impl_->address);
   std::string text;
   std::vector<std::size_t> ends;
-  BatchReplyChecker checker(append_batch(text, ends, batch), impl_->address);
+  const BatchCommands commands = append_batch(text, ends, batch);
+  const auto names = batch.collections();
+  if (names.size() == 1) {
+    BatchReplyChecker checker(commands, impl_->address);
+    target.pool.run([&](RedisConnection& connection) {
+      std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
+      for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+    });
+    return;
+  }
+  // Several collections: Redis still applies the rest of an EXEC when one command
+  // fails (WRONGTYPE), so the collections' types are checked first, under WATCH; EXEC
+  // is then refused (nil) if any of them changed in between, and the batch retried.
+  std::string check;
+  std::vector<std::string_view> watch = {"WATCH"};
+  for (const std::string& name : names) watch.push_back(name);
+  detail::append_resp_command(check, watch);
+  for (const std::string& name : names) detail::append_resp_command(check, {"TYPE", name});
   target.pool.run([&](RedisConnection& connection) {
-    std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
-    for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+    constexpr int kAttempts = 16;
+    for (int attempt = 1;; ++attempt) {
+      std::vector<detail::RedisReplyPtr> types = connection.pipeline(check, names.size() + 1);
+      std::string refusal;
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        const redisReply& reply = *types[i];
+        if (reply.type == REDIS_REPLY_ERROR) {
+          refusal = std::string(reply_text(&reply));
+          break;
+        }
+        const std::string_view type = i == 0 ? "hash" : reply_text(&reply);
+        if (type != "hash" && type != "none") {
+          connection.command({"UNWATCH"});
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "Redis at " + impl_->address + ": collection " +
+                          json::quote_for_message(names[i - 1]) + " is a Redis key of type " +
+                          std::string(type) + ", not a hash; nothing of the batch was written");
+        }
+      }
+      if (!refusal.empty()) {
+        connection.command({"UNWATCH"});
+        throw_reply_error(refusal, impl_->address, "WATCH/TYPE before a batch");
+      }
+      BatchReplyChecker checker(commands, impl_->address);
+      std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
+      if (replies.back()->type == REDIS_REPLY_NIL && attempt < kAttempts) continue;
+      for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+      return;
+    }
   });
 }
 
@@ -572,6 +616,11 @@ Future<void> RedisKVStore::awrite(WriteBatch batch) {
   if (batch.empty()) return make_ready_future();
   RedisNode& target = impl_->route(batch.collections().front());
   check_bulk_lengths(batch, target.pool.known_max_bulk_length(), impl_->address);
+  // A batch over several collections needs write()'s WATCH/TYPE round trip first:
+  // rare enough (put_all names one collection) to run it on the executor.
+  if (batch.collections().size() > 1) {
+    return run_pending([this, batch = std::move(batch)] { write(batch); });
+  }
   // One batch is a put_all of one window.
   auto operation = std::make_shared<PutAllOperation>();
   operation->batches.push_back(std::move(batch));

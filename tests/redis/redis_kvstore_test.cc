@@ -150,6 +150,30 @@ TEST(RedisKVStore, ACollectionNamedLikeAnotherTypesKeyIsFailedPrecondition) {
   KVDEX_EXPECT_ERROR(store->aput("k", {{"v", 1}}, "plain").get(), ErrorCode::kFailedPrecondition);
 }
 
+TEST(RedisKVStore, ABatchOverSeveralCollectionsIsNeverHalfAppliedOnWrongType) {
+  RedisTestServer server;
+  auto store = kvdex::open(server.uri());
+  server.command({"SET", "plain", "x"});
+  WriteBatch batch;
+  batch.put("good", "k", EncodedValue::encode({{"v", 1}}));
+  batch.put("plain", "k", EncodedValue::encode({{"v", 2}}));
+  batch.remove("good", "other");
+  const std::string message =
+      error_text([&] { store->write(batch); }, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(message.find("\"plain\""), std::string::npos) << message;
+  EXPECT_EQ(server.command({"EXISTS", "good"}), "0") << "half of the batch was applied";
+  KVDEX_EXPECT_ERROR(store->awrite(batch).get(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(server.command({"EXISTS", "good"}), "0");
+  WriteBatch fine;
+  fine.put("good", "k", EncodedValue::encode({{"v", 1}}));
+  fine.put("other", "k", EncodedValue::encode({{"v", 2}}));
+  store->write(fine);
+  store->awrite(fine).get();
+  EXPECT_EQ(store->get("k", "other"), (Value{{"v", 2}}));
+  // The connection is usable after the refusal (no WATCH left behind).
+  EXPECT_EQ(store->get("k", "good"), (Value{{"v", 1}}));
+}
+
 // ---- Bad input --------------------------------------------------------------------
 
 TEST(RedisKVStore, NamesThatWouldBeSyntaxRoundTripAsData) {
