@@ -524,6 +524,20 @@ def server_anchors(rows):
         add(f"{w}: Redis anchor, put_all(1000): raw pipelined HSET in MULTI/EXEC vs LlamaIndex RedisKVStore "
             f"(kvdex wants >= 0.7x raw, >= 3x LlamaIndex)",
             r("raw-redis", "redis", "put_all(1000)"), r("llamaindex", "redis", "put_all(1000)"))
+        # kvdex's RedisKVStore against the targets of issue 10 (docs/redis.md).
+        add(f"{w}: Redis, put_all(1000): kvdex C++ vs raw hiredis (want >= 0.8x)",
+            r("kvdex", "redis", "put_all(1000)"), r("raw-redis", "redis", "put_all(1000)"))
+        add(f"{w}: Redis, put_all(1000): kvdex C++ vs LlamaIndex (want >= 3x)",
+            r("kvdex", "redis", "put_all(1000)"), r("llamaindex", "redis", "put_all(1000)"))
+        add(f"{w}: Redis, get_all: kvdex C++ get_all_encoded vs LlamaIndex (want >= 10x)",
+            r("kvdex", "redis", "get_all_encoded"), r("llamaindex", "redis", "get_all"))
+        add(f"{w}: Redis, get_all: kvdex Python vs LlamaIndex",
+            r("kvdex-py", "redis", "get_all"), r("llamaindex", "redis", "get_all"))
+        add(f"{w}: Redis, 10,000 gathered aget: kvdex Python vs LlamaIndex (want >= 5x, <= 4 connections)",
+            r("kvdex-py", "redis", "aget x gather"), r("llamaindex", "redis", "aget x gather"))
+        add(f"{w}: Redis, sync get: kvdex C++ vs raw hiredis, interleaved in one process (want >= 0.9x)",
+            r("kvdex", "redis", "get_encoded (interleaved)"),
+            r("kvdex", "redis", "get (raw hiredis, interleaved)"))
         add(f"{w}: Redis anchor, get: raw HGET, one round trip each, vs LlamaIndex",
             r("raw-redis", "redis", "get"), r("llamaindex", "redis", "get"))
         add(f"{w}: Redis anchor, get: raw HGET pipelined 1,000 deep vs LlamaIndex",

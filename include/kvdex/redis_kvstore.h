@@ -22,10 +22,11 @@
 // Commands: get = HGET, remove = HDEL, count = HLEN; write(batch) sends each run of
 // consecutive puts (removes) of one collection as one HSET (HDEL) and wraps the batch
 // in MULTI/EXEC when it needs more than one command, so a batch is applied whole or
-// not at all; put_all pipelines its batches (a window of up to 8 MiB of commands is in
-// flight). get_all and scan read the hash in HSCAN pages of scan_count fields, so scan
-// never holds a whole collection; if the hash is written during the scan, Redis may
-// return a field twice (scan then visits it twice; get_all keeps one).
+// not at all (a batch over several collections first checks, under WATCH, that each
+// is a hash or absent: Redis would apply the rest of an EXEC around a WRONGTYPE); put_all pipelines
+// its batches (a window of up to 8 MiB of commands is in flight). get_all and scan read the hash in
+// HSCAN pages of scan_count fields, so scan never holds a whole collection; if the hash is written
+// during the scan, Redis may return a field twice (scan then visits it twice; get_all keeps one).
 // collections(): the layout keeps no registry, so it lists every key of type hash in
 // the selected database (SCAN ... TYPE hash), sorted, including hashes that other
 // applications keep there. Give kvdex its own database (/db) to keep that list clean.
@@ -123,6 +124,10 @@ class RedisKVStore final : public BaseKVStore {
   bool remove(std::string_view key, std::string_view collection = kDefaultCollection) override;
   std::uint64_t count(std::string_view collection = kDefaultCollection) override;
   std::vector<std::string> collections() override;
+  // Waits for pending asynchronous operations, closes every connection and ends the
+  // store's use: every later call throws Error(kFailedPrecondition); close() again
+  // does nothing. (Writes are acknowledged by the server: there is nothing to flush.)
+  void close() override;
 
   Future<void> awrite(WriteBatch batch) override;
   Future<void> aput_all_encoded(std::vector<EncodedKeyValue> pairs,

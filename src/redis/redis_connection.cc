@@ -278,6 +278,12 @@ void RedisConnectionPool::release(std::unique_ptr<RedisConnection> connection) {
   slot_freed_.notify_one();
 }
 
+void RedisConnectionPool::close_idle() noexcept {
+  std::vector<std::unique_ptr<RedisConnection>> idle;
+  MutexLock lock(mu_);
+  idle.swap(idle_);
+}
+
 void RedisConnectionPool::discard() noexcept {
   std::vector<std::unique_ptr<RedisConnection>> stale;
   {

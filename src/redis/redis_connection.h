@@ -105,6 +105,8 @@ class RedisConnectionPool {
 
   const std::string& address() const noexcept { return address_; }
   const RedisOptions& options() const noexcept { return options_; }
+  // Closes the idle connections (those in use close when they come back after this).
+  void close_idle() noexcept;
   // The server's proto-max-bulk-len (512 MiB if CONFIG GET is refused); read when the
   // first connection opens.
   std::int64_t max_bulk_length();

@@ -252,13 +252,21 @@ struct RedisKVStore::Impl {
     node = std::make_unique<RedisNode>(options, address, async_opened, stores.fetch_add(1));
   }
 
-  // The routing point (see the file comment): the node serving `redis_key`.
+  // The routing point (see the file comment): the node serving `redis_key`. Every
+  // operation passes here, so it is also where a closed store refuses.
   RedisNode& route(std::string_view redis_key) {
     static_cast<void>(redis_key);
+    check_open();
     return *node;
   }
 
+  void check_open() const {
+    if (closed.load(std::memory_order_acquire))
+      throw Error(ErrorCode::kFailedPrecondition, "the Redis store at " + address + " was closed");
+  }
+
   void check_writable() const {
+    check_open();
     if (options.read_only)
       throw Error(ErrorCode::kNotSupported,
                   "the Redis store at " + address + " was opened read-only");
@@ -268,6 +276,7 @@ struct RedisKVStore::Impl {
   const std::string address;
   std::shared_ptr<std::atomic<std::uint64_t>> async_opened;
   std::unique_ptr<RedisNode> node;
+  std::atomic<bool> closed{false};
 };
 
 RedisKVStore::RedisKVStore(const RedisOptions& options) {
@@ -287,6 +296,13 @@ RedisKVStore::~RedisKVStore() {
   }
 }
 
+void RedisKVStore::close() {
+  if (impl_->closed.exchange(true, std::memory_order_acq_rel)) return;
+  wait_for_pending_operations();
+  for (const auto& connection : impl_->node->async) connection->shutdown();
+  impl_->node->pool.close_idle();
+}
+
 const RedisOptions& RedisKVStore::options() const noexcept { return impl_->options; }
 const std::string& RedisKVStore::address() const noexcept { return impl_->address; }
 std::uint64_t RedisKVStore::connections_opened() const noexcept {
@@ -302,10 +318,54 @@ void RedisKVStore::write(const WriteBatch& batch) {
   check_bulk_lengths(batch, target.pool.max_bulk_length(), impl_->address);
   std::string text;
   std::vector<std::size_t> ends;
-  BatchReplyChecker checker(append_batch(text, ends, batch), impl_->address);
+  const BatchCommands commands = append_batch(text, ends, batch);
+  const auto names = batch.collections();
+  if (names.size() == 1) {
+    BatchReplyChecker checker(commands, impl_->address);
+    target.pool.run([&](RedisConnection& connection) {
+      std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
+      for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+    });
+    return;
+  }
+  // Several collections: Redis still applies the rest of an EXEC when one command
+  // fails (WRONGTYPE), so the collections' types are checked first, under WATCH; EXEC
+  // is then refused (nil) if any of them changed in between, and the batch retried.
+  std::string check;
+  std::vector<std::string_view> watch = {"WATCH"};
+  for (const std::string& name : names) watch.push_back(name);
+  detail::append_resp_command(check, watch);
+  for (const std::string& name : names) detail::append_resp_command(check, {"TYPE", name});
   target.pool.run([&](RedisConnection& connection) {
-    std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
-    for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+    constexpr int kAttempts = 16;
+    for (int attempt = 1;; ++attempt) {
+      std::vector<detail::RedisReplyPtr> types = connection.pipeline(check, names.size() + 1);
+      std::string refusal;
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        const redisReply& reply = *types[i];
+        if (reply.type == REDIS_REPLY_ERROR) {
+          refusal = std::string(reply_text(&reply));
+          break;
+        }
+        const std::string_view type = i == 0 ? "hash" : reply_text(&reply);
+        if (type != "hash" && type != "none") {
+          connection.command({"UNWATCH"});
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "Redis at " + impl_->address + ": collection " +
+                          json::quote_for_message(names[i - 1]) + " is a Redis key of type " +
+                          std::string(type) + ", not a hash; nothing of the batch was written");
+        }
+      }
+      if (!refusal.empty()) {
+        connection.command({"UNWATCH"});
+        throw_reply_error(refusal, impl_->address, "WATCH/TYPE before a batch");
+      }
+      BatchReplyChecker checker(commands, impl_->address);
+      std::vector<detail::RedisReplyPtr> replies = connection.pipeline(text, checker.count());
+      if (replies.back()->type == REDIS_REPLY_NIL && attempt < kAttempts) continue;
+      for (std::size_t i = 0; i < replies.size(); ++i) checker.on_reply(i, *replies[i]);
+      return;
+    }
   });
 }
 
@@ -426,7 +486,8 @@ std::uint64_t RedisKVStore::count(std::string_view collection) {
 }
 
 std::vector<std::string> RedisKVStore::collections() {
-  // Every hash of the database (the layout keeps no registry of collections).
+  // Every hash of the database (the layout keeps no registry of collections). The
+  // one command that names no key: on Redis Cluster it must SCAN every master.
   std::set<std::string> names;
   RedisNode& target = impl_->route("");
   const std::string count = std::to_string(impl_->options.scan_count);
@@ -557,6 +618,11 @@ Future<void> RedisKVStore::awrite(WriteBatch batch) {
   if (batch.empty()) return make_ready_future();
   RedisNode& target = impl_->route(batch.collections().front());
   check_bulk_lengths(batch, target.pool.known_max_bulk_length(), impl_->address);
+  // A batch over several collections needs write()'s WATCH/TYPE round trip first:
+  // rare enough (put_all names one collection) to run it on the executor.
+  if (batch.collections().size() > 1) {
+    return run_pending([this, batch = std::move(batch)] { write(batch); });
+  }
   // One batch is a put_all of one window.
   auto operation = std::make_shared<PutAllOperation>();
   operation->batches.push_back(std::move(batch));

@@ -155,6 +155,30 @@ TEST(RedisKVStore, ACollectionNamedLikeAnotherTypesKeyIsFailedPrecondition) {
   KVDEX_EXPECT_ERROR(store->aput("k", {{"v", 1}}, "plain").get(), ErrorCode::kFailedPrecondition);
 }
 
+TEST(RedisKVStore, ABatchOverSeveralCollectionsIsNeverHalfAppliedOnWrongType) {
+  RedisTestServer server;
+  auto store = kvdex::open(server.uri());
+  server.command({"SET", "plain", "x"});
+  WriteBatch batch;
+  batch.put("good", "k", EncodedValue::encode({{"v", 1}}));
+  batch.put("plain", "k", EncodedValue::encode({{"v", 2}}));
+  batch.remove("good", "other");
+  const std::string message =
+      error_text([&] { store->write(batch); }, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(message.find("\"plain\""), std::string::npos) << message;
+  EXPECT_EQ(server.command({"EXISTS", "good"}), "0") << "half of the batch was applied";
+  KVDEX_EXPECT_ERROR(store->awrite(batch).get(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(server.command({"EXISTS", "good"}), "0");
+  WriteBatch fine;
+  fine.put("good", "k", EncodedValue::encode({{"v", 1}}));
+  fine.put("other", "k", EncodedValue::encode({{"v", 2}}));
+  store->write(fine);
+  store->awrite(fine).get();
+  EXPECT_EQ(store->get("k", "other"), (Value{{"v", 2}}));
+  // The connection is usable after the refusal (no WATCH left behind).
+  EXPECT_EQ(store->get("k", "good"), (Value{{"v", 1}}));
+}
+
 // ---- Bad input --------------------------------------------------------------------
 
 TEST(RedisKVStore, NamesThatWouldBeSyntaxRoundTripAsData) {
@@ -241,7 +265,7 @@ TEST(RedisKVStore, ADeadServerIsUnavailableNamingItAndTheStoreReconnects) {
   // Restarted under idle connections: the next calls still succeed.
   server.restart();
   EXPECT_FALSE(store->get("k").has_value());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the loop sees the EOF
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loop sees the EOF
   EXPECT_FALSE(store->aget("k").get().has_value());
 }
 
@@ -296,6 +320,23 @@ TEST(RedisKVStore, ReadOnlyRefusesWrites) {
   KVDEX_EXPECT_ERROR(store->put("k", {{"v", 1}}), ErrorCode::kNotSupported);
   KVDEX_EXPECT_ERROR(store->aput("k", {{"v", 1}}).get(), ErrorCode::kNotSupported);
   EXPECT_FALSE(store->get("k").has_value());
+}
+
+TEST(RedisKVStore, CloseWaitsClosesTheConnectionsAndRefusesLaterCalls) {
+  RedisTestServer server;
+  auto store = kvdex::open(server.uri());
+  store->put("k", {{"v", 1}});
+  std::vector<Future<std::optional<Value>>> reads;
+  for (int i = 0; i < 100; ++i) reads.push_back(store->aget("k"));
+  store->close();
+  for (auto& f : reads) EXPECT_EQ(f.get(), (Value{{"v", 1}}));  // finished before close
+  KVDEX_EXPECT_ERROR(store->get("k"), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->aget("k").get(), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->put("k", {{"v", 2}}), ErrorCode::kFailedPrecondition);
+  KVDEX_EXPECT_ERROR(store->collections(), ErrorCode::kFailedPrecondition);
+  store->close();  // again: nothing
+  // The server sees only the INFO connection of this helper.
+  EXPECT_EQ(info_field(server, "clients", "connected_clients"), 1);
 }
 
 // SIGKILL in the middle of put_all calls, with every write fsynced (AOF, always):
