@@ -58,7 +58,8 @@ constexpr const char* kExitCodesHelp =
     "70 internal. When the reader of standard output goes away (| head), kvdex stops\n"
     "quietly, killed by SIGPIPE as other command-line tools are (a shell shows 141).\n"
     "Stores: lmdb:PATH (default for a bare path), json:PATH (LlamaIndex persist file;\n"
-    "a bare *.json path too), memory: (redis:// and postgresql:// are planned).\n";
+    "a bare *.json path too), memory:, redis://HOST:PORT/DB (?cluster=1 for Redis\n"
+    "Cluster), postgresql://... (LlamaIndex's table; postgres:// too).\n";
 
 int exit_code_for(ErrorCode code) {
   switch (code) {

@@ -38,12 +38,13 @@
 //
 // Writing a backend. Required: write, get_encoded, remove, scan, collections.
 // Optional, where the engine does better than the default: get_all_encoded, count,
-// flush, and the asynchronous layer, which is the five virtuals awrite,
+// flush, put_all_encoded (a server backend pipelines the batches), and the
+// asynchronous layer, which is the five virtuals awrite,
 // aput_all_encoded, aget_encoded, aget_all_encoded and aremove. The typed twins
 // (aput, aput_all, aget, aget_all) and aput_encoded are built on those five and are
 // not virtual, so a backend overrides each operation in one place. The defaults run
 // the synchronous operation on executor(); a backend with an asynchronous engine
-// (the planned Redis and PostgreSQL backends, on hiredis and libpq) completes the futures from its
+// (RedisKVStore on hiredis, PostgresKVStore on libpq) completes the futures from its
 // own I/O threads.
 //
 // Lifetime of asynchronous operations: destroying a store waits for its pending
@@ -144,7 +145,8 @@ class BaseKVStore {
       std::string_view collection = kDefaultCollection);
 
   // Streams every entry of `collection` to `visit` without materializing the whole
-  // collection where the engine allows (an LMDB cursor; HSCAN pages for the planned Redis backend).
+  // collection where the engine allows (an LMDB cursor, HSCAN pages in Redis,
+  // single-row mode in PostgreSQL).
   // Use it to export stores larger than memory.
   virtual void scan(std::string_view collection, const ScanVisitor& visit) = 0;
 

@@ -8,8 +8,8 @@
 //
 // Each backend registers its scheme from its own target; this file knows none of
 // them. Schemes built into the library: json, memory, and every backend enabled at
-// build time (today lmdb, and postgresql/postgres: postgres_kvstore.h; redis is
-// planned).
+// build time (lmdb: lmdb_kvstore.h; postgresql/postgres: postgres_kvstore.h;
+// redis: redis_kvstore.h, redis_cluster_kvstore.h).
 //
 // A json: store is a JsonFileStore (json_file_store.h): a SimpleKVStore bound to its
 // file, loaded when opened and rewritten atomically on flush().

@@ -9,8 +9,10 @@
 // Operations apply in the order they were added, so a later put of the same key
 // wins. Every kvdex store applies a batch atomically: readers see none of it or all
 // of it, and a failed write leaves the store as it was (one LMDB transaction, one
-// lock hold in memory; a MULTI/EXEC and a transaction for the planned Redis and
-// PostgreSQL backends).
+// lock hold in memory, a MULTI/EXEC in Redis, a transaction in PostgreSQL). One
+// exception, opted into: Redis Cluster's sharded layout (?shards=N) spreads a
+// collection over hash slots, and Redis transactions cannot span slots, so there
+// each shard's part of a batch is atomic (docs/redis-cluster.md).
 //
 // Keys and collection names are text, as LlamaIndex's are (Python str): put() throws
 // Error(kInvalidArgument), naming the name with its bad bytes shown as \xHH, if
