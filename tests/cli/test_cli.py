@@ -486,9 +486,9 @@ def test_names_with_control_characters_are_escaped_or_nul_separated(tmp_path):
 
 def test_every_documented_exit_status_is_reachable(tmp_path, store_json):
     """0 to 4 here, 6 in test_a_foreign_lmdb_environment_is_not_supported_exit_6, 7 in
-    test_resource_exhausted_exits_7_and_keeps_the_old_file, 5 with the network
-    backends' CLI tests, 141 in the SIGPIPE test; 8 and 70 are argued in
-    docs/reliability.md. The help text names each."""
+    test_resource_exhausted_exits_7_and_keeps_the_old_file, 5 and 8 in
+    test_cli_redis.py, 141 in the SIGPIPE test; 70 is argued in docs/reliability.md.
+    The help text names each."""
     help_text = kvdex("--help", check=0).stdout
     for status in ["0 success", "1 key or collection not found", "2 bad usage or bad input",
                    "3 corrupt store", "4 I/O error", "5 server unavailable", "6 operation not supported",

@@ -39,10 +39,11 @@ def test_copy_docstore_into_postgres_and_back_byte_identical(postgres_server, tm
 def test_postgres_errors_are_clear(postgres_server):  # noqa: F811
     missing = postgres_server.uri() + "?table_name=never_made"
     proc = kvdex("get", missing, "k")
-    assert proc.returncode != 0 and "data_never_made" in proc.stderr
+    # A store that does not exist: exit 4, as for a missing file.
+    assert proc.returncode == 4 and "data_never_made" in proc.stderr, proc.stderr
     down = "postgresql://postgres@127.0.0.1:1/postgres?connect_retries=0"
     proc = kvdex("keys", down)
-    assert proc.returncode != 0 and "127.0.0.1:1" in proc.stderr
+    assert proc.returncode == 5 and "127.0.0.1:1" in proc.stderr, proc.stderr
     bad = postgres_server.uri() + "?use_jsonb=perhaps"
     proc = kvdex("keys", bad, check=2)
     assert "use_jsonb" in proc.stderr

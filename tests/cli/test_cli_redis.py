@@ -63,3 +63,17 @@ def test_an_unreachable_server_is_exit_5_naming_it(tmp_path):
     assert f"127.0.0.1:{port}" in proc.stderr
     proc = kvdex("get", f"rediss://127.0.0.1:{port}", "k", check=6)
     assert "TLS" in proc.stderr
+
+
+def test_a_layout_mismatch_is_exit_8_naming_the_collection(redis_server):  # noqa: F811
+    """Exit 8 (the store's state does not allow the operation): a collection written
+    in kvdex's sharded layout, read as LlamaIndex's plain layout, and the reverse."""
+    sharded = redis_server.uri + "/5?shards=2"
+    plain = redis_server.uri + "/5"
+    kvdex("put", sharded, "k", '{"v": 1}', "-c", "spread")
+    proc = kvdex("get", plain, "k", "-c", "spread", check=8)
+    assert "spread" in proc.stderr and "shard" in proc.stderr, proc.stderr
+    assert json.loads(kvdex("get", sharded, "k", "-c", "spread").stdout) == {"v": 1}
+    kvdex("put", plain, "k", '{"v": 2}', "-c", "flat")
+    proc = kvdex("get", sharded, "k", "-c", "flat", check=8)
+    assert "flat" in proc.stderr, proc.stderr
