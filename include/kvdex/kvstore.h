@@ -53,7 +53,9 @@
 // operation has stopped using it; the futures themselves outlive the store and stay
 // valid (they are completed, with a value or an error, never abandoned). A Future's
 // callbacks run after the operation stopped using the store, so a callback may
-// destroy the store.
+// destroy the store. Backends that complete futures on their own event-loop threads
+// (Redis, PostgreSQL) narrow this: such a callback may destroy the store only when no
+// other operation of it is pending (see their headers).
 //
 // The wait must come first in the destructor of the most-derived class: each base
 // destructor switches the object's vtable to its own, so a pending operation still

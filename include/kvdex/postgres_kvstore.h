@@ -66,7 +66,10 @@
 //
 // Thread safety: every method may be called concurrently from many threads. Callbacks
 // passed to scan() run while a pooled connection streams the rows and must not call
-// back into the store.
+// back into the store (close(): see below). A future's callback runs on an event-loop
+// thread, which may be the one that must complete the store's other pending
+// operations: it must not destroy the store while others are pending (the destructor
+// would wait for work only that thread can do); hand the destruction to another thread.
 #ifndef KVDEX_POSTGRES_KVSTORE_H_
 #define KVDEX_POSTGRES_KVSTORE_H_
 

@@ -61,7 +61,10 @@
 //
 // Thread safety: every method may be called from many threads at once. scan()'s
 // callback must not call back into the store. Destroying the store waits for its
-// pending asynchronous operations.
+// pending asynchronous operations. A future's callback runs on an event-loop thread,
+// which may be the one that must complete the store's other pending operations: it
+// must not destroy the store while others are pending (the destructor would wait for
+// work only that thread can do); hand the destruction to another thread.
 #ifndef KVDEX_REDIS_KVSTORE_H_
 #define KVDEX_REDIS_KVSTORE_H_
 
