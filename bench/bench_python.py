@@ -63,6 +63,17 @@ def store_class(impl: str):
     raise SystemExit(f"unknown impl {impl}")
 
 
+def docstore_class(impl: str):
+    """The SimpleDocumentStore a user of this implementation builds: kvdex's reads a
+    kvdex store's whole collections one value at a time (docs, get_all_ref_doc_info),
+    as every docstore does after kvdex.llama_index.install()."""
+    if impl.startswith("kvdex"):
+        from kvdex.llama_index import SimpleDocumentStore
+    else:
+        from llama_index.core.storage.docstore import SimpleDocumentStore
+    return SimpleDocumentStore
+
+
 def read_workload(path: str):
     with open(path, "rb") as f:
         data = json.load(f)
@@ -192,13 +203,12 @@ def bench_load(args, out: Emitter):
 def bench_docstore(args, out: Emitter):
     """LlamaIndex's SimpleDocumentStore on each kvstore, where users feel it. Writes
     the persisted docstore to --docstore-file for the docstore-load mode."""
-    from llama_index.core.storage.docstore import SimpleDocumentStore
     from llama_index.core.storage.docstore.utils import json_to_doc
 
     collection, pairs = read_workload(args.workload_file)
     nodes = [json_to_doc(v) for _, v in pairs]
     n = len(nodes)
-    docstore = SimpleDocumentStore(simple_kvstore=store_class(args.impl)())
+    docstore = docstore_class(args.impl)(simple_kvstore=store_class(args.impl)())
     t = time.perf_counter()
     docstore.add_documents(nodes)
     out.emit("docstore.add_documents", n, time.perf_counter() - t)
@@ -238,8 +248,7 @@ def lmdb_docstore(path: str, tmp: str):
     measures starts with a heap as small as the in-memory rows' processes."""
     import multiprocessing
 
-    from kvdex.llama_index import KVStore
-    from llama_index.core.storage.docstore import SimpleDocumentStore
+    from kvdex.llama_index import KVStore, SimpleDocumentStore
 
     uri = f"lmdb:{os.path.join(tmp, 'docstore')}"
     copier = multiprocessing.get_context("spawn").Process(target=copy_to_lmdb, args=(path, uri))
@@ -254,8 +263,6 @@ def bench_docstore_load(args, out: Emitter):
     """A fresh process: load the persisted docstore, then read every node: get_node
     (discarded and kept), get_nodes, docs and get_all_ref_doc_info (kept). --impl
     kvdex-lmdb reads a copy of the docstore in kvdex's LMDB store (no load rows)."""
-    from llama_index.core.storage.docstore import SimpleDocumentStore
-
     path = args.docstore_file
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         if args.impl == "kvdex-lmdb":
@@ -265,9 +272,10 @@ def bench_docstore_load(args, out: Emitter):
             before = current_rss_mb()
             t = time.perf_counter()
             if args.impl == "llamaindex":
-                loaded = SimpleDocumentStore.from_persist_path(path)
+                loaded = docstore_class(args.impl).from_persist_path(path)
             else:
-                loaded = SimpleDocumentStore(simple_kvstore=store_class(args.impl).from_persist_path(path))
+                loaded = docstore_class(args.impl)(
+                    simple_kvstore=store_class(args.impl).from_persist_path(path))
             out.emit("docstore.load", 0, time.perf_counter() - t, os.path.getsize(path))
             out.emit("docstore.resident", 0, 0, os.path.getsize(path), current_rss_mb() - before)
         # The node ids come from the workload file, the same way for both implementations,

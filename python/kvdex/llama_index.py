@@ -22,15 +22,18 @@ Importing this module imports llama-index-core; ``import kvdex`` does not.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import fsspec
 from llama_index.core.ingestion import cache as _li_ingestion_cache
 from llama_index.core.ingestion.cache import IngestionCache as _IngestionCache
 from llama_index.core.storage.docstore import simple_docstore as _li_simple_docstore
+from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore as _KVDocumentStore
 from llama_index.core.storage.docstore.simple_docstore import (
     SimpleDocumentStore as _LlamaSimpleDocumentStore,
 )
+from llama_index.core.storage.docstore.types import RefDocInfo
+from llama_index.core.storage.docstore.utils import json_to_doc
 from llama_index.core.storage.index_store import simple_index_store as _li_simple_index_store
 from llama_index.core.storage.index_store.simple_index_store import (
     SimpleIndexStore as _LlamaSimpleIndexStore,
@@ -100,6 +103,11 @@ class _Delegating(_LlamaSimpleKVStore):
 
     async def aget_all(self, collection: str = DEFAULT_COLLECTION) -> Dict[str, dict]:
         return await self._store.aget_all(collection)
+
+    def iter_items(self, collection: str = DEFAULT_COLLECTION) -> Iterator[Tuple[str, dict]]:
+        """``get_all(collection).items()``, each value decoded when it is reached (see
+        ``kvdex.KVStore.iter_items``)."""
+        return self._store.iter_items(collection)
 
     def delete(self, key: str, collection: str = DEFAULT_COLLECTION) -> bool:
         return self._store.delete(key, collection)
@@ -304,11 +312,58 @@ class RedisKVStore(KVStore):
         return f"<kvdex.llama_index.RedisKVStore uri={self._uri!r}>"
 
 
+# ---- Document stores reading a whole collection ------------------------------------
+#
+# LlamaIndex's KVDocumentStore.docs and get_all_ref_doc_info call get_all and turn
+# each value into a node (a RefDocInfo). On a kvdex store they take the values one
+# at a time instead (iter_items): the whole decoded collection is never alive at
+# once, so the cyclic GC, run by the allocations of the nodes being built, never
+# walks it (docs/python.md, "Reading and keeping results": docs went from 1.3x
+# LlamaIndex's time to 1.0x). The result is the same dict, built in the same order.
+
+_LLAMA_DOCS = _KVDocumentStore.__dict__["docs"]
+_LLAMA_GET_ALL_REF_DOC_INFO = _KVDocumentStore.__dict__["get_all_ref_doc_info"]
+
+
+def _items_one_at_a_time(kvstore: Any, collection: str) -> Optional[Iterable[Tuple[str, dict]]]:
+    # A get_all replaced (by a subclass, or on the object) is what LlamaIndex would
+    # call: it is kept.
+    get_all = getattr(kvstore, "get_all", None)
+    if isinstance(kvstore, _Delegating) and getattr(get_all, "__func__", None) is _Delegating.get_all:
+        return kvstore.iter_items(collection)
+    return None
+
+
+def _docs(self: Any) -> Dict[str, Any]:
+    items = _items_one_at_a_time(self._kvstore, self._node_collection)
+    if items is None:
+        return _LLAMA_DOCS.fget(self)
+    return {key: json_to_doc(value) for key, value in items}
+
+
+def _get_all_ref_doc_info(self: Any) -> Optional[Dict[str, RefDocInfo]]:
+    items = _items_one_at_a_time(self._kvstore, self._ref_doc_collection)
+    if items is None:
+        return _LLAMA_GET_ALL_REF_DOC_INFO(self)
+    return {doc_id: self._remove_legacy_info(info) for doc_id, info in items}
+
+
+_docs.__doc__ = _LLAMA_DOCS.__doc__
+_get_all_ref_doc_info.__doc__ = _LLAMA_GET_ALL_REF_DOC_INFO.__doc__
+_STREAMING_DOCS = property(_docs, doc=_LLAMA_DOCS.__doc__)
+
+
 # ---- Document and index stores that build kvdex's store ----------------------------
 
 
 class SimpleDocumentStore(_LlamaSimpleDocumentStore):
-    """LlamaIndex's SimpleDocumentStore on a kvdex SimpleKVStore (also when loaded)."""
+    """LlamaIndex's SimpleDocumentStore on a kvdex SimpleKVStore (also when loaded).
+
+    ``docs`` and ``get_all_ref_doc_info()`` read a kvdex store one value at a time
+    (the same results, without holding the whole decoded collection)."""
+
+    docs = _STREAMING_DOCS
+    get_all_ref_doc_info = _get_all_ref_doc_info
 
     def __init__(
         self,
@@ -391,6 +446,10 @@ def install() -> None:
       A cache given a LlamaIndex SimpleKVStore explicitly still persists: kvdex's
       class is a subclass of LlamaIndex's, so ``IngestionCache.persist``'s
       ``isinstance`` check passes for both.
+    - every KVDocumentStore (SimpleDocumentStore, and Redis / PostgreSQL document
+      stores given a kvdex store): ``docs`` and ``get_all_ref_doc_info()`` read a
+      kvdex store one value at a time, as this module's SimpleDocumentStore does
+      (any other store: LlamaIndex's code, unchanged).
 
     :func:`uninstall` undoes it. Idempotent.
     """
@@ -405,6 +464,10 @@ def install() -> None:
         )
         _IngestionCache.from_persist_path = classmethod(_ingestion_cache_from_persist_path)
         _set_ingestion_cache_default(SimpleKVStore)
+    if _KVDocumentStore not in _originals:
+        _originals[_KVDocumentStore] = (_LLAMA_DOCS, _LLAMA_GET_ALL_REF_DOC_INFO)
+        _KVDocumentStore.docs = _STREAMING_DOCS
+        _KVDocumentStore.get_all_ref_doc_info = _get_all_ref_doc_info
 
 
 def uninstall() -> None:
@@ -414,6 +477,8 @@ def uninstall() -> None:
             from_persist_path, default_factory = original
             _IngestionCache.from_persist_path = from_persist_path
             _set_ingestion_cache_default(default_factory)
+        elif target is _KVDocumentStore:
+            _KVDocumentStore.docs, _KVDocumentStore.get_all_ref_doc_info = original
         else:
             target.SimpleKVStore = original
         del _originals[target]

@@ -150,6 +150,40 @@ nb::dict entries_to_dict(const std::vector<EncodedKeyValue>& entries, const Stor
   return out;
 }
 
+// A collection's entries as get_all takes them (one snapshot), decoded one (key, value)
+// pair per next(). A caller that turns each value into something else and drops it
+// (LlamaIndex's docs builds a node from each) then holds one decoded value at a time:
+// get_all's dict holds them all, and while the caller allocates, every collection the
+// cyclic GC runs walks all of them again (docs/python.md, "Reading and keeping
+// results"). Each entry's text is released once decoded.
+class ItemsIterator {
+ public:
+  ItemsIterator(std::vector<EncodedKeyValue> entries, StoreLabel label, std::string collection)
+      : entries_(std::move(entries)),
+        label_(std::move(label)),
+        collection_(std::move(collection)) {}
+
+  nb::tuple next() {
+    if (next_ >= entries_.size()) {
+      entries_ = {};
+      next_ = 0;
+      throw nb::stop_iteration();
+    }
+    EncodedKeyValue entry = std::move(entries_[next_++]);
+    nb::object key = decode_str(entry.first);
+    nb::object value = decode_stored(entry.second.text(), label_, collection_, entry.first);
+    return nb::make_tuple(key, value);
+  }
+
+  std::size_t remaining() const { return entries_.size() - next_; }
+
+ private:
+  std::vector<EncodedKeyValue> entries_;
+  std::size_t next_ = 0;
+  StoreLabel label_;
+  std::string collection_;
+};
+
 // ---- The generic store ------------------------------------------------------------
 
 class PyKVStore {
@@ -221,6 +255,16 @@ class PyKVStore {
       entries = live()->get_all_encoded(c.view());
     }
     return entries_to_dict(entries, label_, c.view());
+  }
+
+  ItemsIterator iter_items(nb::handle collection) {
+    StrArg c(collection.ptr(), "collection");
+    std::vector<EncodedKeyValue> entries;
+    {
+      nb::gil_scoped_release no_gil;
+      entries = live()->get_all_encoded(c.view());
+    }
+    return ItemsIterator(std::move(entries), label_, c.str());
   }
 
   bool remove(nb::handle key, nb::handle collection) {
@@ -545,6 +589,12 @@ void register_kvstore_class(nb::module_& m) {
   nb::class_<StoreHandle>(m, "_StoreHandle",
                           "An opened C++ store, passed to a store class's __init__.");
 
+  nb::class_<ItemsIterator>(m, "_ItemsIterator",
+                            "A snapshot of a collection, decoded one (key, value) per next().")
+      .def("__iter__", [](nb::handle self) { return self; })
+      .def("__next__", &ItemsIterator::next)
+      .def("__length_hint__", &ItemsIterator::remaining);
+
   nb::class_<PyKVStore>(m, "KVStore", "Any kvdex store (the C++ BaseKVStore).")
       .def(
           "__init__",
@@ -586,6 +636,14 @@ void register_kvstore_class(nb::module_& m) {
       .def("get_all", &PyKVStore::get_all, "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def get_all(self, collection: str = 'data') -> dict[str, dict]"),
            "Every key -> value of the collection (new copies).")
+      .def("iter_items", &PyKVStore::iter_items,
+           "collection"_a.none() = std::string(kDefaultCollection),
+           nb::sig("def iter_items(self, collection: str = 'data') -> "
+                   "typing.Iterator[tuple[str, dict]]"),
+           "get_all(collection).items(), decoded one pair at a time: the collection as it is "
+           "when called (later writes are not seen), each value a new copy made when the "
+           "iterator reaches it. For reading everything without holding every decoded value "
+           "at once.")
       .def("delete", &PyKVStore::remove, "key"_a.none(),
            "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def delete(self, key: str, collection: str = 'data') -> bool"),

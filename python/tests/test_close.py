@@ -157,7 +157,8 @@ def test_a_damaged_stored_value_names_store_collection_and_key(tmp_path):
     data.write_bytes(raw.replace(marker.encode(), b"\x01" + marker.encode()[1:]))
     store = kvdex.LmdbKVStore(str(directory))
     for read in (lambda: store.get("the-key", collection="the/collection"),
-                 lambda: store.get_all(collection="the/collection")):
+                 lambda: store.get_all(collection="the/collection"),
+                 lambda: list(store.iter_items(collection="the/collection"))):
         with pytest.raises(kvdex.CorruptionError) as info:
             read()
         message = str(info.value)

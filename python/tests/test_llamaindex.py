@@ -357,3 +357,124 @@ def test_pipeline_upserts(kvstore_cls, tmp_path):
     pipeline.persist(str(tmp_path / "pipeline"))
     assert (tmp_path / "pipeline" / "llama_cache").exists()  # the cache kvstore persisted too
     assert (tmp_path / "pipeline" / "docstore.json").exists()
+
+
+# ---- docs and get_all_ref_doc_info: one value at a time on kvdex (issue 14) ----------
+
+
+def ref_doc_corpus():
+    """Documents split into nodes (so the docstore has ref doc infos), a legacy ref doc
+    info (doc_ids / extra_info, as LlamaIndex < 0.9 wrote it) among them."""
+    splitter = SentenceSplitter(chunk_size=64, chunk_overlap=8)
+    return splitter.get_nodes_from_documents(corpus())
+
+
+def persisted_docstore(tmp_path) -> str:
+    reference = SimpleDocumentStore()
+    reference.add_documents(ref_doc_corpus())
+    reference._kvstore.put("legacy-doc", {"doc_ids": ["n-1", "n-2"], "extra_info": {"a": 1}},
+                           collection=reference._ref_doc_collection)
+    path = str(tmp_path / "docstore.json")
+    reference.persist(path)
+    return path
+
+
+def as_comparable(docs: dict) -> list:
+    return [(key, type(node).__name__, node.to_dict()) for key, node in docs.items()]
+
+
+def count_iter_items(monkeypatch, kvstore) -> list:
+    calls = []
+    real = kvstore.iter_items
+
+    def spy(collection):
+        calls.append(collection)
+        return real(collection)
+
+    monkeypatch.setattr(kvstore, "iter_items", spy)
+    return calls
+
+
+def test_kvdex_docstore_reads_docs_and_ref_doc_info_one_value_at_a_time(tmp_path, monkeypatch):
+    path = persisted_docstore(tmp_path)
+    theirs = SimpleDocumentStore.from_persist_path(path)
+    ours = kl.SimpleDocumentStore.from_persist_path(path)
+    calls = count_iter_items(monkeypatch, ours._kvstore)
+
+    assert as_comparable(ours.docs) == as_comparable(theirs.docs)
+    assert calls == [ours._node_collection]
+    refs = ours.get_all_ref_doc_info()
+    assert calls == [ours._node_collection, ours._ref_doc_collection]
+    assert refs == theirs.get_all_ref_doc_info()
+    assert list(refs) == list(theirs.get_all_ref_doc_info())
+    assert refs["legacy-doc"].node_ids == ["n-1", "n-2"] and refs["legacy-doc"].metadata == {"a": 1}
+    # What was read is the caller's: changing it changes neither the store nor the next read.
+    refs["legacy-doc"].node_ids.append("n-3")
+    next(iter(ours.docs.values())).metadata["changed"] = True
+    assert ours.get_all_ref_doc_info() == theirs.get_all_ref_doc_info()
+    assert as_comparable(ours.docs) == as_comparable(theirs.docs)
+    # An empty docstore: empty dicts, as LlamaIndex's.
+    empty = kl.SimpleDocumentStore()
+    assert empty.docs == SimpleDocumentStore().docs == {}
+    assert empty.get_all_ref_doc_info() == SimpleDocumentStore().get_all_ref_doc_info() == {}
+
+
+def test_a_replaced_get_all_is_what_docs_reads(tmp_path, monkeypatch):
+    path = persisted_docstore(tmp_path)
+    ours = kl.SimpleDocumentStore.from_persist_path(path)
+    expected = as_comparable(ours.docs)
+
+    class Counting(kl.SimpleKVStore):
+        reads = 0
+
+        def get_all(self, collection="data"):
+            Counting.reads += 1
+            return super().get_all(collection)
+
+    counting = kl.SimpleDocumentStore(Counting.from_persist_path(path))
+    assert as_comparable(counting.docs) == expected and Counting.reads == 1
+    counting.get_all_ref_doc_info()
+    assert Counting.reads == 2
+
+    patched = kl.SimpleDocumentStore.from_persist_path(path)
+    seen = []
+    real_get_all = patched._kvstore.get_all
+    monkeypatch.setattr(patched._kvstore, "get_all", lambda collection="data": seen.append(collection)
+                        or real_get_all(collection))
+    assert as_comparable(patched.docs) == expected and seen == [patched._node_collection]
+
+    # LlamaIndex's own store under kvdex's docstore class: LlamaIndex's code, unchanged.
+    mixed = kl.SimpleDocumentStore(LlamaSimpleKVStore.from_persist_path(path))
+    assert as_comparable(mixed.docs) == expected
+
+
+def test_install_makes_every_kv_docstore_read_kvdex_one_value_at_a_time(tmp_path, monkeypatch):
+    from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore
+
+    original_docs = KVDocumentStore.__dict__["docs"]
+    original_refs = KVDocumentStore.__dict__["get_all_ref_doc_info"]
+    path = persisted_docstore(tmp_path)
+    theirs = SimpleDocumentStore.from_persist_path(path)
+    kl.install()
+    try:
+        # LlamaIndex's SimpleDocumentStore class given kvdex's store.
+        given = SimpleDocumentStore(kl.SimpleKVStore.from_persist_path(path))
+        calls = count_iter_items(monkeypatch, given._kvstore)
+        assert as_comparable(given.docs) == as_comparable(theirs.docs)
+        assert given.get_all_ref_doc_info() == theirs.get_all_ref_doc_info()
+        assert calls == [given._node_collection, given._ref_doc_collection]
+        # Loaded while installed: kvdex's store, read the same way.
+        loaded = SimpleDocumentStore.from_persist_path(path)
+        assert isinstance(loaded._kvstore, kl.SimpleKVStore)
+        assert as_comparable(loaded.docs) == as_comparable(theirs.docs)
+        # Any other store keeps LlamaIndex's code.
+        other = SimpleDocumentStore(LlamaSimpleKVStore.from_persist_path(path))
+        assert as_comparable(other.docs) == as_comparable(theirs.docs)
+        assert other.get_all_ref_doc_info() == theirs.get_all_ref_doc_info()
+    finally:
+        kl.uninstall()
+    assert KVDocumentStore.__dict__["docs"] is original_docs
+    assert KVDocumentStore.__dict__["get_all_ref_doc_info"] is original_refs
+    after = SimpleDocumentStore(kl.SimpleKVStore.from_persist_path(path))
+    calls = count_iter_items(monkeypatch, after._kvstore)
+    assert as_comparable(after.docs) == as_comparable(theirs.docs) and calls == []

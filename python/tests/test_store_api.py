@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import operator
 import os
 
 import fsspec
@@ -221,3 +222,50 @@ def test_threads_share_a_store():
         thread.join()
     assert not errors
     assert len(store.get_all("c")) == 600
+
+
+def iter_items_stores(tmp_path):
+    yield kvdex.SimpleKVStore()
+    yield kvdex.open("memory:")
+    if kvdex.HAVE_LMDB:
+        yield kvdex.LmdbKVStore(str(tmp_path / "lmdb"))
+
+
+def test_iter_items_is_get_all_decoded_one_value_at_a_time(tmp_path):
+    for store in iter_items_stores(tmp_path):
+        pairs = [(f"k{i}", {"i": i, "nested": {"list": [i, str(i)], "none": None}}) for i in range(5)]
+        store.put_all(pairs, collection="c")
+        expected = store.get_all("c")
+        items = store.iter_items("c")
+        assert iter(items) is items
+        assert operator.length_hint(items) == 5
+        first = next(items)
+        assert first == pairs[0] and operator.length_hint(items) == 4
+        # A snapshot: writes after the call are not seen, and what was yielded is a copy.
+        store.put("k1", {"changed": True}, collection="c")
+        store.delete("k2", collection="c")
+        store.put("new", {"v": 1}, collection="c")
+        assert list(items) == list(expected.items())[1:]
+        first[1]["nested"]["list"].append("mutated")
+        assert store.get("k0", collection="c") == expected["k0"] != first[1]
+        assert [key for key, _ in store.iter_items("c")] == list(store.get_all("c"))
+        assert list(store.iter_items("c")) == list(store.get_all("c").items())
+        assert operator.length_hint(items) == 0
+        for _ in range(2):
+            with pytest.raises(StopIteration):
+                next(items)
+        assert operator.length_hint(items) == 0
+        assert list(store.iter_items("missing")) == [] and store.get_all("missing") == {}
+        # Taken before close(): still readable after, a new one is not.
+        before_close = store.iter_items("c")
+        store.close()
+        assert len(list(before_close)) == 5
+        with pytest.raises(kvdex.FailedPreconditionError):
+            store.iter_items("c")
+
+
+def test_iter_items_checks_its_arguments():
+    store = kvdex.SimpleKVStore()
+    with pytest.raises(TypeError, match="collection"):
+        store.iter_items(3)
+    assert list(store.iter_items()) == list(store.get_all().items()) == []
