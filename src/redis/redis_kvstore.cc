@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -571,6 +572,18 @@ void send_put_all_window(const std::shared_ptr<PutAllOperation>& operation) {
   operation->connection->submit(std::move(request));
 }
 
+// Sends `operation`'s batches on the next of `target`'s async connections.
+// `release_store` ends the operation's use of the store (its PendingOperation).
+Future<void> start_put_all(std::shared_ptr<PutAllOperation> operation, RedisNode& target,
+                           std::function<void()> release_store, const std::string& address) {
+  operation->release_store = std::move(release_store);
+  operation->connection = target.async[target.next.fetch_add(1) % target.async.size()];
+  operation->address = address;
+  Future<void> future = operation->promise.future();
+  send_put_all_window(operation);
+  return future;
+}
+
 // An aget_all in flight: HSCAN pages chained on one connection.
 struct GetAllOperation : AsyncOperation<std::vector<EncodedKeyValue>> {
   std::string collection;
@@ -627,12 +640,8 @@ Future<void> RedisKVStore::awrite(WriteBatch batch) {
   auto operation = std::make_shared<PutAllOperation>();
   operation->batches.push_back(std::move(batch));
   auto token = std::make_shared<PendingOperation>(begin_pending_operation());
-  operation->release_store = [token] { token->release(); };
-  operation->connection = target.async[target.next.fetch_add(1) % target.async.size()];
-  operation->address = impl_->address;
-  Future<void> future = operation->promise.future();
-  send_put_all_window(operation);
-  return future;
+  return start_put_all(
+      std::move(operation), target, [token] { token->release(); }, impl_->address);
 }
 
 Future<void> RedisKVStore::aput_all_encoded(std::vector<EncodedKeyValue> pairs,
@@ -647,12 +656,8 @@ Future<void> RedisKVStore::aput_all_encoded(std::vector<EncodedKeyValue> pairs,
   for (const WriteBatch& batch : operation->batches)
     check_bulk_lengths(batch, limit, impl_->address);
   auto token = std::make_shared<PendingOperation>(begin_pending_operation());
-  operation->release_store = [token] { token->release(); };
-  operation->connection = target.async[target.next.fetch_add(1) % target.async.size()];
-  operation->address = impl_->address;
-  Future<void> future = operation->promise.future();
-  send_put_all_window(operation);
-  return future;
+  return start_put_all(
+      std::move(operation), target, [token] { token->release(); }, impl_->address);
 }
 
 Future<std::optional<EncodedValue>> RedisKVStore::aget_encoded(std::string key,
