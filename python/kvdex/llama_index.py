@@ -324,6 +324,13 @@ class RedisKVStore(KVStore):
 
 _LLAMA_DOCS = _KVDocumentStore.__dict__["docs"]
 _LLAMA_GET_ALL_REF_DOC_INFO = _KVDocumentStore.__dict__["get_all_ref_doc_info"]
+_STREAMED_METHODS = ("docs", "get_all_ref_doc_info")
+
+
+def _kv_docstore_method(name: str) -> Any:
+    # What KVDocumentStore had before install() replaced it, or has now.
+    saved = _originals.get(_KVDocumentStore)
+    return saved[name] if saved is not None else _KVDocumentStore.__dict__[name]
 
 
 def _items_one_at_a_time(kvstore: Any, collection: str) -> Optional[Iterable[Tuple[str, dict]]]:
@@ -338,14 +345,14 @@ def _items_one_at_a_time(kvstore: Any, collection: str) -> Optional[Iterable[Tup
 def _docs(self: Any) -> Dict[str, Any]:
     items = _items_one_at_a_time(self._kvstore, self._node_collection)
     if items is None:
-        return _LLAMA_DOCS.fget(self)
+        return _kv_docstore_method("docs").fget(self)
     return {key: json_to_doc(value) for key, value in items}
 
 
 def _get_all_ref_doc_info(self: Any) -> Optional[Dict[str, RefDocInfo]]:
     items = _items_one_at_a_time(self._kvstore, self._ref_doc_collection)
     if items is None:
-        return _LLAMA_GET_ALL_REF_DOC_INFO(self)
+        return _kv_docstore_method("get_all_ref_doc_info")(self)
     return {doc_id: self._remove_legacy_info(info) for doc_id, info in items}
 
 
@@ -466,7 +473,9 @@ def install() -> None:
         _IngestionCache.from_persist_path = classmethod(_ingestion_cache_from_persist_path)
         _set_ingestion_cache_default(SimpleKVStore)
     if _KVDocumentStore not in _originals:
-        _originals[_KVDocumentStore] = (_LLAMA_DOCS, _LLAMA_GET_ALL_REF_DOC_INFO)
+        _originals[_KVDocumentStore] = {
+            name: _KVDocumentStore.__dict__[name] for name in _STREAMED_METHODS
+        }
         _KVDocumentStore.docs = _STREAMING_DOCS
         _KVDocumentStore.get_all_ref_doc_info = _get_all_ref_doc_info
 
@@ -479,7 +488,8 @@ def uninstall() -> None:
             _IngestionCache.from_persist_path = from_persist_path
             _set_ingestion_cache_default(default_factory)
         elif target is _KVDocumentStore:
-            _KVDocumentStore.docs, _KVDocumentStore.get_all_ref_doc_info = original
+            for name, method in original.items():
+                setattr(_KVDocumentStore, name, method)
         else:
             target.SimpleKVStore = original
         del _originals[target]

@@ -163,21 +163,33 @@ class ItemsIterator {
         label_(std::move(label)),
         collection_(std::move(collection)) {}
 
+  // A value that cannot be decoded ends the iteration, as an exception ends a
+  // generator: a caller that catches the error must not go on to build a partial
+  // result without noticing.
   nb::tuple next() {
     if (next_ >= entries_.size()) {
-      entries_ = {};
-      next_ = 0;
+      finish();
       throw nb::stop_iteration();
     }
     EncodedKeyValue entry = std::move(entries_[next_++]);
-    nb::object key = decode_str(entry.first);
-    nb::object value = decode_stored(entry.second.text(), label_, collection_, entry.first);
-    return nb::make_tuple(key, value);
+    try {
+      nb::object key = decode_str(entry.first);
+      nb::object value = decode_stored(entry.second.text(), label_, collection_, entry.first);
+      return nb::make_tuple(key, value);
+    } catch (...) {
+      finish();
+      throw;
+    }
   }
 
   std::size_t remaining() const { return entries_.size() - next_; }
 
  private:
+  void finish() {
+    entries_ = {};
+    next_ = 0;
+  }
+
   std::vector<EncodedKeyValue> entries_;
   std::size_t next_ = 0;
   StoreLabel label_;
@@ -643,7 +655,8 @@ void register_kvstore_class(nb::module_& m) {
            "get_all(collection).items(), decoded one pair at a time: the collection as it is "
            "when called (later writes are not seen), each value a new copy made when the "
            "iterator reaches it. For reading everything without holding every decoded value "
-           "at once.")
+           "at once. A value that cannot be decoded raises CorruptionError and ends the "
+           "iteration.")
       .def("delete", &PyKVStore::remove, "key"_a.none(),
            "collection"_a.none() = std::string(kDefaultCollection),
            nb::sig("def delete(self, key: str, collection: str = 'data') -> bool"),

@@ -446,6 +446,8 @@ def test_a_replaced_get_all_is_what_docs_reads(tmp_path, monkeypatch):
     # LlamaIndex's own store under kvdex's docstore class: LlamaIndex's code, unchanged.
     mixed = kl.SimpleDocumentStore(LlamaSimpleKVStore.from_persist_path(path))
     assert as_comparable(mixed.docs) == expected
+    assert mixed.get_all_ref_doc_info() == ours.get_all_ref_doc_info()
+    assert list(mixed.get_all_ref_doc_info()) == list(ours.get_all_ref_doc_info())
 
 
 def test_install_makes_every_kv_docstore_read_kvdex_one_value_at_a_time(tmp_path, monkeypatch):
@@ -478,3 +480,33 @@ def test_install_makes_every_kv_docstore_read_kvdex_one_value_at_a_time(tmp_path
     after = SimpleDocumentStore(kl.SimpleKVStore.from_persist_path(path))
     calls = count_iter_items(monkeypatch, after._kvstore)
     assert as_comparable(after.docs) == as_comparable(theirs.docs) and calls == []
+
+
+def test_install_keeps_what_kv_docstore_had_when_installed(tmp_path, monkeypatch):
+    # Another library's replacement of docs, made before install(), is what a
+    # non-kvdex store reads through while installed, and what uninstall() restores.
+    from llama_index.core.storage.docstore.keyval_docstore import KVDocumentStore
+
+    path = persisted_docstore(tmp_path)
+    original_docs = KVDocumentStore.__dict__["docs"]
+    calls = []
+
+    def docs_of_another_library(self):
+        calls.append(type(self._kvstore))
+        return original_docs.fget(self)
+
+    replaced = property(docs_of_another_library)
+    monkeypatch.setattr(KVDocumentStore, "docs", replaced)
+    kl.install()
+    try:
+        kl.install()
+        theirs = SimpleDocumentStore(LlamaSimpleKVStore.from_persist_path(path))
+        ours = SimpleDocumentStore(kl.SimpleKVStore.from_persist_path(path))
+        assert as_comparable(ours.docs) == as_comparable(theirs.docs)
+        assert calls == [LlamaSimpleKVStore]  # kvdex's store was read one value at a time
+        mixed = kl.SimpleDocumentStore(LlamaSimpleKVStore.from_persist_path(path))
+        mixed.docs
+        assert calls == [LlamaSimpleKVStore, LlamaSimpleKVStore]
+    finally:
+        kl.uninstall()
+    assert KVDocumentStore.__dict__["docs"] is replaced

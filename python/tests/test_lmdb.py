@@ -216,6 +216,25 @@ def test_a_damaged_value_is_corruption_naming_the_key(tmp_path):
     store.close()
 
 
+def test_iter_items_ends_at_a_damaged_value(tmp_path):
+    # As an exception ends a generator: a caller that catches the error cannot go on
+    # to build a partial result from the values after it.
+    path = tmp_path / "lmdb"
+    store = kvdex.LmdbKVStore(str(path))
+    store.put_all([("before", {"v": 1}), ("bad", {"v": "QQQQQQQQQQ"}), ("after", {"v": 2})],
+                  collection="c")
+    store.close()
+    _patch_data_file(path, b'QQQQQQQQQQ"}', b'QQQQQQQQQ\\"}')
+    store = kvdex.LmdbKVStore(str(path))
+    items = store.iter_items(collection="c")
+    assert next(items) == ("before", {"v": 1})
+    with pytest.raises(kvdex.CorruptionError, match="collection 'c', key 'bad'"):
+        next(items)
+    assert list(items) == []
+    assert store.get("after", collection="c") == {"v": 2}
+    store.close()
+
+
 def test_verify_accepts_the_repeated_keys_json_dumps_writes(store):
     # {1: "a", "1": "b"} is two members named "1" in json.dumps' text, as kvdex stores it.
     store.put("k", {1: "a", "1": "b"})
