@@ -151,6 +151,27 @@ def test_cross_reading_with_llamaindex_both_ways(postgres_server, use_jsonb):  #
             assert stored == {k: json.dumps(v) for k, v in expected.items()}
         for key, value in expected.items():
             assert ours.get(key, c) == value
+        assert list(ours.iter_items(c)) == list(ours.get_all(c).items())
+    # After install(), a KVDocumentStore reads kvdex's store one value at a time.
+    from kvdex import llama_index as kl
+
+    kl.install()
+    try:
+        streamed = KVDocumentStore(kl.PostgresKVStore(table_name=table,
+                                                      connection_string=postgres_server.uri(),
+                                                      use_jsonb=use_jsonb))
+        calls = []
+        real_iter_items = streamed._kvstore.iter_items
+        streamed._kvstore.iter_items = lambda c: calls.append(c) or real_iter_items(c)
+        reference = KVDocumentStore(theirs)
+        assert ({k: n.to_dict() for k, n in streamed.docs.items()}
+                == {k: n.to_dict() for k, n in reference.docs.items()})
+        refs = streamed.get_all_ref_doc_info()
+        assert refs and refs == reference.get_all_ref_doc_info()
+        assert calls == ["docstore/data", "docstore/ref_doc_info"]
+        streamed._kvstore.kvdex_store.close()
+    finally:
+        kl.uninstall()
     # kvdex writes one; LlamaIndex reads it value for value.
     table2 = fresh_table()
     ours2 = kvdex.PostgresKVStore(table2, postgres_server.uri(), use_jsonb=use_jsonb)

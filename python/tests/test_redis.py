@@ -105,6 +105,20 @@ def test_documents_cross_read_with_llamaindex_redis_docstore(server):
     assert {d.id_: d.text for d in ours.docs.values()} == {d.id_: d.text for d in docs}
     assert ours.get_document("doc-3").metadata == {"i": 3}
     assert ours.get_document_hash("doc-5") == theirs.get_document_hash("doc-5")
+    # After install(), RedisDocumentStore reads a kvdex store one value at a time.
+    kvdex_li.install()
+    try:
+        streamed = RedisDocumentStore(redis_kvstore=kvdex_li.RedisKVStore(redis_uri=server.uri),
+                                      namespace="li")
+        calls = []
+        real_iter_items = streamed._kvstore.iter_items
+        streamed._kvstore.iter_items = lambda c: calls.append(c) or real_iter_items(c)
+        assert ({k: n.to_dict() for k, n in streamed.docs.items()}
+                == {k: n.to_dict() for k, n in theirs.docs.items()})
+        assert streamed.get_all_ref_doc_info() == theirs.get_all_ref_doc_info()
+        assert calls == [streamed._node_collection, streamed._ref_doc_collection]
+    finally:
+        kvdex_li.uninstall()
     # And the reverse: kvdex writes, LlamaIndex reads.
     ours_b = RedisDocumentStore(redis_kvstore=kvdex_li.RedisKVStore(redis_uri=server.uri), namespace="kv")
     ours_b.add_documents(nodes, batch_size=8)
