@@ -38,6 +38,11 @@ _KVDEX_OPTIONS = (
 )
 
 
+def host_and_port(host: str, port: Any) -> str:
+    """``host:port`` as a URI writes it: an IPv6 address goes in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _uri_from_client(redis_client: Any) -> str:
     """The URI of a redis-py client's connection pool (host, port, db, credentials)."""
     from .exceptions import NotSupportedError
@@ -54,10 +59,8 @@ def _uri_from_client(redis_client: Any) -> str:
     if kwargs.get("password"):
         user = quote(str(kwargs.get("username") or ""), safe="")
         userinfo = f"{user}:{quote(str(kwargs['password']), safe='')}@"
-    host = kwargs.get("host", "127.0.0.1")
-    if ":" in host:
-        host = f"[{host}]"
-    return f"redis://{userinfo}{host}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    address = host_and_port(kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379))
+    return f"redis://{userinfo}{address}/{kwargs.get('db', 0)}"
 
 
 def _with_options(uri: str, kwargs: Dict[str, Any]) -> str:
@@ -139,9 +142,7 @@ class RedisKVStore(KVStore):
     @classmethod
     def from_host_and_port(cls, host: str, port: int) -> "RedisKVStore":
         """A store on the Redis at ``host:port`` (database 0)."""
-        if ":" in host:
-            host = f"[{host}]"
-        return cls(redis_uri=f"redis://{host}:{port}")
+        return cls(redis_uri=f"redis://{host_and_port(host, port)}")
 
     @classmethod
     def from_redis_client(cls, redis_client: Any) -> "RedisKVStore":

@@ -43,6 +43,7 @@ from llama_index.core.storage.kvstore.types import DEFAULT_BATCH_SIZE, DEFAULT_C
 
 import kvdex
 from kvdex import _stores
+from kvdex._redis import host_and_port
 
 __all__ = [
     "KVStore",
@@ -275,9 +276,7 @@ class RedisKVStore(KVStore):
 
     @classmethod
     def from_host_and_port(cls, host: str, port: int) -> "RedisKVStore":
-        if ":" in host:
-            host = f"[{host}]"
-        return cls(redis_uri=f"redis://{host}:{port}")
+        return cls(redis_uri=f"redis://{host_and_port(host, port)}")
 
     @classmethod
     def from_redis_client(cls, redis_client: Any) -> "RedisKVStore":

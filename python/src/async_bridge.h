@@ -141,6 +141,21 @@ nanobind::object convert_result(kvdex::Future<T>& future, Convert& convert) {
   }
 }
 
+// The converted result, or the Python exception for the C++ error (is_error set).
+struct Outcome {
+  nanobind::object value;
+  bool is_error = false;
+};
+
+template <class T, class Convert>
+Outcome outcome_of(kvdex::Future<T>& future, Convert& convert) {
+  try {
+    return {convert_result(future, convert), false};
+  } catch (...) {
+    return {exception_object(std::current_exception()), true};
+  }
+}
+
 }  // namespace detail_async
 
 // `convert` turns the C++ result into a Python object (called with the GIL held);
@@ -161,16 +176,9 @@ nanobind::object bridge(kvdex::Future<T> future, nanobind::handle loop, Convert 
   if (std::shared_ptr<detail_async::LoopInbox> inbox = detail_async::inbox_for(loop)) {
     future.on_ready([future, pending, inbox, convert = std::move(convert)]() mutable {
       inbox->post([future, pending, convert]() mutable {
-        nb::object value;
-        bool is_error = false;
+        detail_async::Outcome outcome = detail_async::outcome_of(future, convert);
         try {
-          value = detail_async::convert_result(future, convert);
-        } catch (...) {
-          is_error = true;
-          value = exception_object(std::current_exception());
-        }
-        try {
-          settle_function()(pending->future(), is_error, value);
+          settle_function()(pending->future(), outcome.is_error, outcome.value);
         } catch (nb::python_error&) {
           // Setting a result cannot fail but for a broken future: nobody awaits it.
         }
@@ -182,15 +190,8 @@ nanobind::object bridge(kvdex::Future<T> future, nanobind::handle loop, Convert 
   future.on_ready([future, pending, convert = std::move(convert)]() mutable {
     PythonScope python;
     if (!python) return;  // the interpreter is exiting; leave the references alone
-    nb::object value;
-    bool is_error = false;
-    try {
-      value = detail_async::convert_result(future, convert);
-    } catch (...) {
-      is_error = true;
-      value = exception_object(std::current_exception());
-    }
-    pending->deliver(is_error, value);
+    detail_async::Outcome outcome = detail_async::outcome_of(future, convert);
+    pending->deliver(outcome.is_error, outcome.value);
   });
   return py_future;
 }

@@ -235,8 +235,9 @@ struct RedisNode {
     }
   }
 
-  AsyncRedisConnection& next_async() {
-    return *async[next.fetch_add(1, std::memory_order_relaxed) % async.size()];
+  // The async connections in turn.
+  const std::shared_ptr<AsyncRedisConnection>& next_async() {
+    return async[next.fetch_add(1, std::memory_order_relaxed) % async.size()];
   }
 
   RedisConnectionPool pool;
@@ -577,7 +578,7 @@ void send_put_all_window(const std::shared_ptr<PutAllOperation>& operation) {
 Future<void> start_put_all(std::shared_ptr<PutAllOperation> operation, RedisNode& target,
                            std::function<void()> release_store, const std::string& address) {
   operation->release_store = std::move(release_store);
-  operation->connection = target.async[target.next.fetch_add(1) % target.async.size()];
+  operation->connection = target.next_async();
   operation->address = address;
   Future<void> future = operation->promise.future();
   send_put_all_window(operation);
@@ -674,7 +675,7 @@ Future<std::optional<EncodedValue>> RedisKVStore::aget_encoded(std::string key,
     operation->result.emplace(hget_reply(reply, collection, key, address));
   };
   request->on_done = [operation](std::exception_ptr error) { operation->finish(std::move(error)); };
-  target.next_async().submit(std::move(request));
+  target.next_async()->submit(std::move(request));
   return future;
 }
 
@@ -686,7 +687,7 @@ Future<std::vector<EncodedKeyValue>> RedisKVStore::aget_all_encoded(std::string 
   operation->result.emplace();
   operation->collection = std::move(collection);
   operation->count = std::to_string(impl_->options.scan_count);
-  operation->connection = target.async[target.next.fetch_add(1) % target.async.size()];
+  operation->connection = target.next_async();
   operation->address = impl_->address;
   Future<std::vector<EncodedKeyValue>> future = operation->promise.future();
   send_scan_page(operation);
@@ -707,7 +708,7 @@ Future<bool> RedisKVStore::aremove(std::string key, std::string collection) {
     operation->result.emplace(integer_reply(reply, describe("HDEL", collection), address) > 0);
   };
   request->on_done = [operation](std::exception_ptr error) { operation->finish(std::move(error)); };
-  target.next_async().submit(std::move(request));
+  target.next_async()->submit(std::move(request));
   return future;
 }
 
